@@ -1,0 +1,352 @@
+// layerfs native addon: only the system calls Node.js lacks.
+//
+//   mknod(path, mode, major, minor)            whiteouts (char 0/0) and device nodes
+//   lgetxattr(path, name) -> Buffer            xattrs without following symlinks
+//   lsetxattr(path, name, value, flags)
+//   llistxattr(path) -> string[]
+//   lremovexattr(path, name)
+//   renameat2(from, to, flags)                 RENAME_NOREPLACE / EXCHANGE / WHITEOUT
+//   umount2(path, flags)
+//   dlopenGlobal(path)                         preload fuse-native's bundled libfuse.so.2
+//   watchMountinfo(callback) -> stop()          poll(2) /proc/self/mountinfo for changes
+//
+// Every call is synchronous and fails by throwing an Error shaped like Node's fs
+// errors: message "CODE: strerror, syscall 'path'", and properties code, errno
+// (negative, as Node reports it), syscall and path.
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+#include <node_api.h>
+
+#define PATH_BUF 4097
+#define NAME_BUF 256
+
+static napi_value throw_errno(napi_env env, int err, const char *syscall,
+                              const char *path) {
+  const char *code = strerrorname_np(err);
+  char msg[PATH_BUF + 256];
+  if (code == NULL) code = "UNKNOWN";
+  if (path != NULL)
+    snprintf(msg, sizeof msg, "%s: %s, %s '%s'", code, strerror(err), syscall, path);
+  else
+    snprintf(msg, sizeof msg, "%s: %s, %s", code, strerror(err), syscall);
+  napi_value m, e, v;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_error(env, NULL, m, &e);
+  napi_create_string_utf8(env, code, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, e, "code", v);
+  napi_create_int32(env, -err, &v);
+  napi_set_named_property(env, e, "errno", v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, e, "syscall", v);
+  if (path != NULL) {
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, e, "path", v);
+  }
+  napi_throw(env, e);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+// Copies a JS string argument into buf; returns 0 on success.
+static int get_string(napi_env env, napi_value v, char *buf, size_t size) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
+  if (len + 1 > size) return -2;
+  if (napi_get_value_string_utf8(env, v, buf, size, &len) != napi_ok) return -1;
+  if (strlen(buf) != len) return -3; // embedded NUL
+  return 0;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  return argc < want ? -1 : 0;
+}
+
+#define ARGS(n)                                                        \
+  napi_value argv[n];                                                  \
+  if (get_args(env, info, n, argv)) return throw_type(env, "expected " #n " arguments")
+
+#define STR_ARG(var, idx, size)                                        \
+  char var[size];                                                      \
+  if (get_string(env, argv[idx], var, sizeof var))                     \
+    return throw_type(env, "argument " #idx " must be a string without NUL, under " #size " bytes")
+
+#define INT_ARG(var, idx)                                              \
+  int64_t var;                                                         \
+  if (napi_get_value_int64(env, argv[idx], &var) != napi_ok)           \
+    return throw_type(env, "argument " #idx " must be a number")
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  STR_ARG(path, 0, PATH_BUF);
+  INT_ARG(mode, 1);
+  INT_ARG(major_, 2);
+  INT_ARG(minor_, 3);
+  if (mknodat(AT_FDCWD, path, (mode_t)mode, makedev((unsigned)major_, (unsigned)minor_)) != 0)
+    return throw_errno(env, errno, "mknod", path);
+  return undefined(env);
+}
+
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  STR_ARG(path, 0, PATH_BUF);
+  STR_ARG(name, 1, NAME_BUF);
+  // Size first, then read; retry if the value grew in between (ERANGE).
+  for (int attempt = 0; attempt < 8; attempt++) {
+    ssize_t size = lgetxattr(path, name, NULL, 0);
+    if (size < 0) return throw_errno(env, errno, "lgetxattr", path);
+    void *data = NULL;
+    napi_value buf;
+    if (napi_create_buffer(env, size > 0 ? (size_t)size : 0, &data, &buf) != napi_ok) return NULL;
+    if (size == 0) return buf;
+    ssize_t got = lgetxattr(path, name, data, (size_t)size);
+    if (got >= 0) {
+      if (got == size) return buf;
+      napi_value sliced;
+      void *d2 = NULL;
+      napi_create_buffer_copy(env, (size_t)got, data, &d2, &sliced);
+      return sliced;
+    }
+    if (errno != ERANGE) return throw_errno(env, errno, "lgetxattr", path);
+  }
+  return throw_errno(env, ERANGE, "lgetxattr", path);
+}
+
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  STR_ARG(path, 0, PATH_BUF);
+  STR_ARG(name, 1, NAME_BUF);
+  void *data = NULL;
+  size_t len = 0;
+  bool is_buf = false;
+  napi_is_buffer(env, argv[2], &is_buf);
+  if (!is_buf) return throw_type(env, "value must be a Buffer");
+  napi_get_buffer_info(env, argv[2], &data, &len);
+  INT_ARG(flags, 3);
+  if (lsetxattr(path, name, data, len, (int)flags) != 0)
+    return throw_errno(env, errno, "lsetxattr", path);
+  return undefined(env);
+}
+
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  STR_ARG(path, 0, PATH_BUF);
+  for (int attempt = 0; attempt < 8; attempt++) {
+    ssize_t size = llistxattr(path, NULL, 0);
+    if (size < 0) return throw_errno(env, errno, "llistxattr", path);
+    char *list = malloc(size > 0 ? (size_t)size : 1);
+    if (list == NULL) return throw_errno(env, ENOMEM, "llistxattr", path);
+    ssize_t got = size > 0 ? llistxattr(path, list, (size_t)size) : 0;
+    if (got < 0) {
+      int e = errno;
+      free(list);
+      if (e == ERANGE) continue;
+      return throw_errno(env, e, "llistxattr", path);
+    }
+    napi_value arr;
+    napi_create_array(env, &arr);
+    uint32_t i = 0;
+    for (ssize_t off = 0; off < got;) {
+      size_t n = strnlen(list + off, (size_t)(got - off));
+      if (n > 0) {
+        napi_value s;
+        napi_create_string_utf8(env, list + off, n, &s);
+        napi_set_element(env, arr, i++, s);
+      }
+      off += (ssize_t)n + 1;
+    }
+    free(list);
+    return arr;
+  }
+  return throw_errno(env, ERANGE, "llistxattr", path);
+}
+
+static napi_value js_lremovexattr(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  STR_ARG(path, 0, PATH_BUF);
+  STR_ARG(name, 1, NAME_BUF);
+  if (lremovexattr(path, name) != 0) return throw_errno(env, errno, "lremovexattr", path);
+  return undefined(env);
+}
+
+static napi_value js_renameat2(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  STR_ARG(from, 0, PATH_BUF);
+  STR_ARG(to, 1, PATH_BUF);
+  INT_ARG(flags, 2);
+  if (renameat2(AT_FDCWD, from, AT_FDCWD, to, (unsigned)flags) != 0)
+    return throw_errno(env, errno, "renameat2", from);
+  return undefined(env);
+}
+
+static napi_value js_umount2(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  STR_ARG(path, 0, PATH_BUF);
+  INT_ARG(flags, 1);
+  if (umount2(path, (int)flags) != 0) return throw_errno(env, errno, "umount2", path);
+  return undefined(env);
+}
+
+static napi_value js_dlopen_global(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  STR_ARG(path, 0, PATH_BUF);
+  // RTLD_NODELETE: the library must stay for the life of the process, since a
+  // binding loaded later resolves its NEEDED entry against this SONAME.
+  void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE);
+  if (h == NULL) {
+    const char *why = dlerror();
+    napi_value m, e;
+    char msg[PATH_BUF + 512];
+    snprintf(msg, sizeof msg, "dlopen '%s': %s", path, why ? why : "unknown error");
+    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+    napi_create_error(env, NULL, m, &e);
+    napi_throw(env, e);
+    return NULL;
+  }
+  return undefined(env);
+}
+
+// ---- mountinfo watcher -------------------------------------------------------
+// A thread blocks in poll(2) on /proc/self/mountinfo, which reports POLLPRI
+// whenever the mount table of this namespace changes, and calls back into JS.
+// The thread-safe function is unreferenced, so the watcher alone never keeps
+// the process alive.
+
+typedef struct {
+  napi_threadsafe_function tsfn;
+  int fd;
+  int stop_pipe[2];
+  pthread_t thread;
+} watcher_t;
+
+static void *watch_thread(void *arg) {
+  watcher_t *w = arg;
+  for (;;) {
+    struct pollfd p[2] = {{w->fd, POLLPRI, 0}, {w->stop_pipe[0], POLLIN, 0}};
+    int r = poll(p, 2, -1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || (p[1].revents & (POLLIN | POLLHUP))) break;
+    if (p[0].revents & (POLLPRI | POLLERR)) {
+      // Re-arm: the change is consumed by reading from the start.
+      char buf[4096];
+      lseek(w->fd, 0, SEEK_SET);
+      while (read(w->fd, buf, sizeof buf) > 0) {
+      }
+      if (napi_call_threadsafe_function(w->tsfn, NULL, napi_tsfn_nonblocking) == napi_closing)
+        break;
+    }
+  }
+  return NULL;
+}
+
+static void call_js_change(napi_env env, napi_value js_cb, void *ctx, void *data) {
+  (void)ctx;
+  (void)data;
+  if (env == NULL || js_cb == NULL) return;
+  napi_value u;
+  napi_get_undefined(env, &u);
+  napi_call_function(env, u, js_cb, 0, NULL, NULL);
+}
+
+static napi_value js_watch_stop(napi_env env, napi_callback_info info) {
+  void *data = NULL;
+  size_t argc = 0;
+  napi_get_cb_info(env, info, &argc, NULL, NULL, &data);
+  watcher_t *w = data;
+  if (w == NULL || w->fd < 0) return undefined(env);
+  (void)!write(w->stop_pipe[1], "x", 1);
+  pthread_join(w->thread, NULL);
+  close(w->fd);
+  close(w->stop_pipe[0]);
+  close(w->stop_pipe[1]);
+  w->fd = -1;
+  napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
+  return undefined(env);
+}
+
+static napi_value js_watch_mountinfo(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  watcher_t *w = calloc(1, sizeof *w); // lives for the process: stop() may be called late
+  if (w == NULL) return throw_errno(env, ENOMEM, "watchMountinfo", NULL);
+  w->fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (w->fd < 0) return throw_errno(env, errno, "open", "/proc/self/mountinfo");
+  if (pipe2(w->stop_pipe, O_CLOEXEC) != 0) {
+    int e = errno;
+    close(w->fd);
+    return throw_errno(env, e, "pipe2", NULL);
+  }
+  char buf[4096];
+  while (read(w->fd, buf, sizeof buf) > 0) {
+  }
+  napi_value name;
+  napi_create_string_utf8(env, "layerfs.mountinfo", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL,
+                                      call_js_change, &w->tsfn) != napi_ok)
+    return NULL;
+  napi_unref_threadsafe_function(env, w->tsfn);
+  if (pthread_create(&w->thread, NULL, watch_thread, w) != 0) {
+    int e = errno;
+    return throw_errno(env, e, "pthread_create", NULL);
+  }
+  napi_value stop;
+  napi_create_function(env, "stop", NAPI_AUTO_LENGTH, js_watch_stop, w, &stop);
+  return stop;
+}
+
+static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
+  napi_value fn;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
+  napi_set_named_property(env, exports, name, fn);
+}
+
+static void export_int(napi_env env, napi_value exports, const char *name, int64_t value) {
+  napi_value v;
+  napi_create_int64(env, value, &v);
+  napi_set_named_property(env, exports, name, v);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  export_fn(env, exports, "mknod", js_mknod);
+  export_fn(env, exports, "lgetxattr", js_lgetxattr);
+  export_fn(env, exports, "lsetxattr", js_lsetxattr);
+  export_fn(env, exports, "llistxattr", js_llistxattr);
+  export_fn(env, exports, "lremovexattr", js_lremovexattr);
+  export_fn(env, exports, "renameat2", js_renameat2);
+  export_fn(env, exports, "umount2", js_umount2);
+  export_fn(env, exports, "dlopenGlobal", js_dlopen_global);
+  export_fn(env, exports, "watchMountinfo", js_watch_mountinfo);
+  export_int(env, exports, "RENAME_NOREPLACE", RENAME_NOREPLACE);
+  export_int(env, exports, "RENAME_EXCHANGE", RENAME_EXCHANGE);
+  export_int(env, exports, "RENAME_WHITEOUT", RENAME_WHITEOUT);
+  export_int(env, exports, "XATTR_CREATE", XATTR_CREATE);
+  export_int(env, exports, "XATTR_REPLACE", XATTR_REPLACE);
+  export_int(env, exports, "MNT_FORCE", MNT_FORCE);
+  export_int(env, exports, "MNT_DETACH", MNT_DETACH);
+  export_int(env, exports, "UMOUNT_NOFOLLOW", UMOUNT_NOFOLLOW);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

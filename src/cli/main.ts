@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+// The layerfs command line: argument parsing only. Filesystem work lives in
+// src/mount (mount lifecycle) and src/core (the overlay).
+//
+// Exit status: 0 success; 1 the operation failed (mount failed, busy, ...);
+// 2 bad input (options, layers, mountpoint); nothing is mounted on 1 or 2.
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import yargs, { type Argv } from 'yargs';
+import { cliEntry, serve, type Logger } from '../mount/daemon';
+import { parseMountOptions, UsageError } from '../mount/options';
+import { unmount, UnmountError } from '../mount/unmount';
+import { validateMount } from '../mount/validate';
+
+const EXIT_FAIL = 1;
+const EXIT_USAGE = 2;
+const READY_ENV = 'LAYERFS_DAEMON_IPC';
+
+function die(msg: string, status: number): never {
+  process.stderr.write(`layerfs: ${msg}\n`);
+  process.exit(status);
+}
+
+interface MountArgs {
+  source?: string;
+  mountpoint: string;
+  o: string[];
+  foreground: boolean;
+  verbose: boolean;
+  pidfile?: string;
+  log?: string;
+}
+
+function mountOptions(y: Argv) {
+  return y
+    .positional('source', { type: 'string', describe: 'source name shown in the mount table (like mount(8)\'s device)' })
+    .positional('mountpoint', { type: 'string', demandOption: true, describe: 'directory to mount on' })
+    .option('o', {
+      type: 'string',
+      requiresArg: true,
+      // Repeated -o add up; not `array`, which would swallow the mountpoint after it.
+      coerce: (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
+      describe:
+        'mount options: lowerdir=L1:L2 (leftmost is the top layer), upperdir=U, workdir=W, ro, userxattr, ' +
+        'allow_other/no_allow_other, default_permissions/no_default_permissions, fsname=NAME, and the ' +
+        'standard mount flags (dev, nodev, suid, nosuid, exec, noexec, noatime, ...). Escape ":" in a ' +
+        'lower path as "\\:" and "," as "\\,".',
+    })
+    .option('foreground', { alias: 'f', type: 'boolean', default: false, describe: 'stay in the foreground' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'report layers, probes and decisions' })
+    .option('pidfile', { type: 'string', describe: 'write the serving process id to this file' })
+    .option('log', { type: 'string', describe: 'file that receives the daemon\'s messages once it is in the background' });
+}
+
+function makeLogger(verbose: boolean, sendToParent: boolean): Logger & { detach(logFile?: string): void } {
+  let sink = (line: string) => {
+    if (sendToParent && process.send) process.send({ kind: 'log', line });
+    else process.stderr.write(`layerfs: ${line}\n`);
+  };
+  return {
+    info: (m) => verbose && sink(m),
+    error: (m) => sink(m),
+    detach(logFile) {
+      if (logFile === undefined) {
+        sink = () => undefined;
+        return;
+      }
+      const fd = fs.openSync(logFile, 'a');
+      sink = (line) => fs.writeSync(fd, `${new Date().toISOString()} ${line}\n`);
+    },
+  };
+}
+
+async function runMount(a: MountArgs): Promise<void> {
+  const opts = parseMountOptions(a.o, a.source);
+  const spec = validateMount(a.mountpoint, opts);
+  const asChild = process.env[READY_ENV] === '1' && typeof process.send === 'function';
+  if (!a.foreground && !asChild) return spawnDaemon();
+  const log = makeLogger(a.verbose, asChild);
+  const served = await serve(spec, opts, log);
+  if (a.pidfile !== undefined) fs.writeFileSync(a.pidfile, `${process.pid}\n`);
+  if (asChild) {
+    process.send!({ kind: 'ready' });
+    process.disconnect();
+    log.detach(a.log);
+  }
+  process.exitCode = await served.ended;
+  // fuse-native keeps handles referenced after the mount ends; leave now.
+  process.exit();
+}
+
+/** Re-runs this command as a detached daemon and returns once its mount is live. */
+function spawnDaemon(): Promise<void> {
+  const errFile = path.join(os.tmpdir(), `layerfs-${process.pid}-${Date.now()}.err`);
+  const errFd = fs.openSync(errFile, 'w+');
+  const child = spawn(process.execPath, [cliEntry, ...process.argv.slice(2), '--foreground'], {
+    detached: true,
+    stdio: ['ignore', 'ignore', errFd, 'ipc'],
+    env: { ...process.env, [READY_ENV]: '1' },
+  });
+  fs.closeSync(errFd);
+  const stderrTail = () => {
+    const text = fs.readFileSync(errFile, 'utf8').trim();
+    return text.split('\n').filter(Boolean).pop() ?? '';
+  };
+  return new Promise((resolve) => {
+    let settled = false;
+    child.on('message', (m: { kind: string; line?: string; message?: string; status?: number }) => {
+      if (m.kind === 'log') process.stderr.write(`layerfs: ${m.line}\n`);
+      else if (m.kind === 'ready') {
+        settled = true;
+        fs.rmSync(errFile, { force: true });
+        child.unref();
+        child.disconnect();
+        resolve();
+      } else if (m.kind === 'error') {
+        settled = true;
+        // libfuse reports its reason on stderr ("fuse: ..."): show it with ours.
+        const tail = stderrTail();
+        fs.rmSync(errFile, { force: true });
+        die(`${m.message ?? 'mount failed'}${tail ? ` (${tail})` : ''}`, m.status ?? EXIT_FAIL);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      if (settled) return;
+      const tail = stderrTail();
+      fs.rmSync(errFile, { force: true });
+      die(`daemon exited before the mount was live (${signal ?? `status ${code}`})${tail ? `: ${tail}` : ''}`, EXIT_FAIL);
+    });
+  });
+}
+
+function fail(err: unknown): never {
+  const status = err instanceof UsageError ? EXIT_USAGE : EXIT_FAIL;
+  const message = err instanceof Error ? err.message : String(err);
+  if (process.env[READY_ENV] === '1' && process.send) {
+    process.send({ kind: 'error', message, status }, () => process.exit(status));
+    // exit once the message is flushed
+    return undefined as never;
+  }
+  if (!(err instanceof UsageError) && !(err instanceof UnmountError) && process.env.LAYERFS_DEBUG) {
+    process.stderr.write(`${(err as Error).stack}\n`);
+  }
+  die(message, status);
+}
+
+/** fuse-overlayfs and mount helpers pass "-oOPTS"; yargs would read that as -o -O -P ... */
+function splitAttachedO(argv: string[]): string[] {
+  return argv.flatMap((a) => (a.startsWith('-o') && a.length > 2 && !a.startsWith('--') ? ['-o', a.slice(2)] : [a]));
+}
+
+export function main(argv: string[]): void {
+  yargs(splitAttachedO(argv))
+    .scriptName('layerfs')
+    .usage('layerfs: a userspace overlay filesystem on FUSE, compatible with kernel overlayfs layers')
+    .command(
+      'mount [source] <mountpoint>',
+      'mount an overlay (returns once it is live; -f stays in front)',
+      (y) => mountOptions(y),
+      (a) => runMount(a as unknown as MountArgs).catch(fail),
+    )
+    .command(
+      '$0 [source] <mountpoint>',
+      'same as mount (the form fuse-overlayfs and mount.fuse3 use: layerfs [SOURCE] MOUNTPOINT -o OPTS)',
+      (y) => mountOptions(y),
+      (a) => runMount(a as unknown as MountArgs).catch(fail),
+    )
+    .command(
+      'umount <mountpoint>',
+      'unmount a layerfs mount; its daemon then exits',
+      (y) =>
+        y
+          .positional('mountpoint', { type: 'string', demandOption: true })
+          .option('lazy', { alias: 'l', type: 'boolean', default: false, describe: 'detach even if busy' }),
+      (a) => {
+        try {
+          unmount(path.resolve(a.mountpoint), a.lazy);
+        } catch (err) {
+          fail(err);
+        }
+      },
+    )
+    .strictOptions()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .fail((msg, err) => {
+      if (err) fail(err);
+      die(`${msg} (see layerfs --help)`, EXIT_USAGE);
+    })
+    .parse();
+}
+
+if (require.main === module) main(process.argv.slice(2));

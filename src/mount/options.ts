@@ -1,0 +1,165 @@
+// Parsing of mount options, in the syntax of `mount -t overlay` and of
+// fuse-overlayfs. Pure: no filesystem access (see validate.ts for the checks).
+//
+// Escaping follows the kernel (fs/overlayfs/params.c): in the option string a
+// backslash escapes the next character, so "\," does not split options; in
+// lowerdir "\:" does not split layers; each path is then unescaped by dropping
+// the backslashes.
+
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface MountOptions {
+  /** Lower layers, top first (the leftmost lowerdir). */
+  lowerdirs: string[];
+  upperdir?: string;
+  workdir?: string;
+  /** `ro` was asked for. */
+  ro: boolean;
+  userxattr: boolean;
+  allowOther?: boolean;
+  defaultPermissions?: boolean;
+  fsname?: string;
+  /** Mount flags handed to the kernel through libfuse (nodev, nosuid, noatime, ...). */
+  mountFlags: string[];
+  /** Accepted for compatibility, with no effect on a FUSE mount (reported in --verbose). */
+  ignored: string[];
+}
+
+/** Splits on sep where it is not escaped by a backslash; keeps the escapes. */
+export function splitEscaped(s: string, sep: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '\\' && i + 1 < s.length) {
+      cur += c + s[i + 1];
+      i++;
+    } else if (c === sep) {
+      out.push(cur);
+      cur = '';
+    } else {
+      cur += c;
+    }
+  }
+  out.push(cur);
+  return out;
+}
+
+/** Drops escaping backslashes: "a\:b\\c" -> "a:b\c". */
+export function unescape(s: string): string {
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '\\' && i + 1 < s.length) i++;
+    out += s[i];
+  }
+  return out;
+}
+
+/** Standard mount(8) flags that libfuse 2 passes to the kernel as mount flags. */
+const KERNEL_FLAGS = new Set(['dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'async', 'sync', 'atime', 'noatime', 'dirsync']);
+
+/** Standard mount(8) options with no meaning for a FUSE overlay, or defaults. */
+const NO_EFFECT = new Set([
+  'defaults', 'auto', 'noauto', 'user', 'nouser', 'users', 'nofail', '_netdev', 'owner', 'group',
+  'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'diratime', 'nodiratime', 'lazytime',
+  'nolazytime', 'mand', 'nomand', 'silent', 'loud', 'iversion', 'noiversion',
+  // kernel overlayfs and fuse-overlayfs options whose "off" form is what layerfs does
+  'index=off', 'metacopy=off', 'nfs_export=off', 'redirect_dir=off', 'redirect_dir=nofollow',
+  'xino=off', 'xino=auto', 'xino=on', 'uuid=off', 'uuid=null', 'uuid=auto', 'uuid=on',
+  'verity=off', 'fsync=1', 'noacl', 'threaded=0', 'threaded=1',
+]);
+
+/** Recognised options that layerfs does not implement: a clear error, not a silent ignore. */
+const UNSUPPORTED: Record<string, string> = {
+  'redirect_dir=on': 'renaming merged directories with redirects is not supported',
+  'redirect_dir=follow': 'following redirects is not supported',
+  'index=on': 'the inodes index is not supported',
+  'metacopy=on': 'metadata-only copy-up is not supported',
+  'nfs_export=on': 'NFS export is not supported',
+  'verity=on': 'fs-verity checking is not supported',
+  'verity=require': 'fs-verity checking is not supported',
+};
+
+export function parseMountOptions(optionStrings: string[], source?: string): MountOptions {
+  const o: MountOptions = { lowerdirs: [], ro: false, userxattr: false, mountFlags: [], ignored: [] };
+  let lowerGiven = false;
+  for (const str of optionStrings) {
+    for (const raw of splitEscaped(str, ',')) {
+      if (raw === '') continue;
+      const eq = raw.indexOf('=');
+      const key = eq < 0 ? raw : raw.slice(0, eq);
+      const value = eq < 0 ? undefined : raw.slice(eq + 1);
+      const need = (): string => {
+        if (value === undefined || value === '') throw new UsageError(`option '${key}' needs a value (${key}=...)`);
+        return value;
+      };
+      switch (key) {
+        case 'lowerdir': {
+          const v = need();
+          if (v.includes('::')) throw new UsageError('data-only lower layers (lowerdir=A::B) are not supported');
+          o.lowerdirs = splitEscaped(v, ':').map((p) => {
+            if (p === '') throw new UsageError(`empty path in lowerdir '${unescape(v)}'`);
+            return unescape(p);
+          });
+          lowerGiven = true;
+          break;
+        }
+        case 'upperdir':
+          o.upperdir = unescape(need());
+          break;
+        case 'workdir':
+          o.workdir = unescape(need());
+          break;
+        case 'ro':
+          o.ro = true;
+          break;
+        case 'rw':
+          o.ro = false;
+          break;
+        case 'userxattr':
+          o.userxattr = true;
+          break;
+        case 'allow_other':
+          o.allowOther = true;
+          break;
+        case 'no_allow_other':
+          o.allowOther = false;
+          break;
+        case 'default_permissions':
+          o.defaultPermissions = true;
+          break;
+        case 'no_default_permissions':
+          o.defaultPermissions = false;
+          break;
+        case 'fsname':
+          o.fsname = unescape(need());
+          break;
+        case 'volatile':
+        case 'fsync':
+          // No fsync on the upper: layerfs does not fsync copy-ups yet, so this is the behaviour either way.
+          o.ignored.push(raw);
+          break;
+        default:
+          if (KERNEL_FLAGS.has(raw)) {
+            o.mountFlags.push(raw);
+          } else if (NO_EFFECT.has(raw) || key.startsWith('x-') || key === 'comment') {
+            o.ignored.push(raw);
+          } else if (raw in UNSUPPORTED) {
+            throw new UsageError(`option '${raw}': ${UNSUPPORTED[raw]}`);
+          } else {
+            throw new UsageError(`unknown mount option '${raw}'`);
+          }
+      }
+    }
+  }
+  if (!lowerGiven) throw new UsageError('no lowerdir given (use -o lowerdir=DIR[:DIR...])');
+  if (o.upperdir !== undefined && o.workdir === undefined) throw new UsageError('upperdir given without workdir');
+  if (o.workdir !== undefined && o.upperdir === undefined) throw new UsageError('workdir given without upperdir');
+  if (o.fsname === undefined && source !== undefined && source !== '') o.fsname = source;
+  return o;
+}
