@@ -1,0 +1,205 @@
+// Layer stacks for tests: described once as data, written to disk in any of
+// the on-disk forms (kernel form, or a mix of every whiteout and opaque form),
+// and compared as whole-tree snapshots.
+import { createHash } from 'crypto';
+import * as fs from 'fs';
+import * as path from 'path';
+import { native } from '../../src/native';
+
+export type NodeSpec =
+  | { t: 'f'; data?: string; mode?: number; uid?: number; gid?: number; x?: Record<string, string> }
+  | { t: 'd'; mode?: number; uid?: number; gid?: number; opaque?: boolean; x?: Record<string, string> }
+  | { t: 'l'; target: string }
+  | { t: 'p' }
+  | { t: 'w' };
+
+/** One layer: path -> node. Parents not listed are plain 0755 directories. */
+export type LayerSpec = Record<string, NodeSpec>;
+
+export type WhiteoutForm = 'chardev' | 'xattr' | 'wh-file';
+export type OpaqueForm = 'trusted' | 'user' | 'fuseoverlayfs' | 'marker';
+
+export interface Forms {
+  whiteout(layer: number, p: string): WhiteoutForm;
+  opaque(layer: number, p: string): OpaqueForm;
+}
+
+/** What kernel overlayfs (no userxattr) reads: chardev and xattr whiteouts, trusted opaque. */
+export const kernelForms: Forms = {
+  whiteout: (l, p) => (hashOf(`${l}:${p}`) % 3 === 0 ? 'xattr' : 'chardev'),
+  opaque: () => 'trusted',
+};
+
+/** Every form layerfs reads, spread over the entries. */
+export const mixedForms: Forms = {
+  whiteout: (l, p) => (['chardev', 'xattr', 'wh-file'] as const)[hashOf(`${l}:${p}`) % 3],
+  opaque: (l, p) => (['trusted', 'user', 'fuseoverlayfs', 'marker'] as const)[hashOf(`o${l}:${p}`) % 4],
+};
+
+function hashOf(s: string): number {
+  return createHash('md5').update(s).digest().readUInt32LE(0);
+}
+
+const S_IFCHR = 0o020000;
+const S_IFIFO = 0o010000;
+
+function setx(p: string, name: string, value: string): void {
+  native().lsetxattr(p, name, Buffer.from(value), 0);
+}
+
+/** Writes the layers under base/<i>; returns their directories, top layer first. */
+export function writeStack(base: string, layers: LayerSpec[], forms: Forms): string[] {
+  return layers.map((spec, li) => {
+    const root = path.join(base, `layer${li}`);
+    fs.mkdirSync(root, { recursive: true });
+    const entries = Object.entries(spec).sort(([a], [b]) => a.localeCompare(b));
+    const xwhiteoutDirs = new Set<string>();
+    for (const [p, n] of entries) {
+      const abs = path.join(root, p);
+      fs.mkdirSync(path.dirname(abs), { recursive: true });
+      switch (n.t) {
+        case 'd':
+          fs.mkdirSync(abs, { recursive: true });
+          break;
+        case 'f':
+          fs.writeFileSync(abs, n.data ?? '');
+          break;
+        case 'l':
+          fs.symlinkSync(n.target, abs);
+          break;
+        case 'p':
+          native().mknod(abs, S_IFIFO | 0o644, 0, 0);
+          break;
+        case 'w':
+          switch (forms.whiteout(li, p)) {
+            case 'chardev':
+              native().mknod(abs, S_IFCHR, 0, 0);
+              break;
+            case 'xattr':
+              fs.writeFileSync(abs, '');
+              setx(abs, 'trusted.overlay.whiteout', '');
+              xwhiteoutDirs.add(path.dirname(abs));
+              break;
+            case 'wh-file':
+              fs.writeFileSync(path.join(path.dirname(abs), `.wh.${path.basename(abs)}`), '');
+              break;
+          }
+          break;
+      }
+    }
+    for (const d of xwhiteoutDirs) setx(d, 'trusted.overlay.opaque', 'x');
+    // Attributes last, deepest first, so that directory modes do not block creation.
+    for (const [p, n] of entries.reverse()) {
+      const abs = path.join(root, p);
+      if (n.t === 'd' && n.opaque) {
+        const form = forms.opaque(li, p);
+        if (form === 'marker') fs.writeFileSync(path.join(abs, '.wh..wh..opq'), '');
+        else setx(abs, form === 'trusted' ? 'trusted.overlay.opaque' : form === 'user' ? 'user.overlay.opaque' : 'user.fuseoverlayfs.opaque', 'y');
+      }
+      if (n.t === 'f' || n.t === 'd') {
+        for (const [k, v] of Object.entries(n.x ?? {})) setx(abs, k, v);
+        if (n.uid !== undefined || n.gid !== undefined) fs.lchownSync(abs, n.uid ?? 0, n.gid ?? 0);
+        if (n.mode !== undefined) fs.chmodSync(abs, n.mode);
+      }
+    }
+    return root;
+  });
+}
+
+/** A seeded PRNG (mulberry32): the same seed gives the same stack everywhere. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random stack whose names collide across layers often. */
+export function randomStack(seed: number, nLayers: number): LayerSpec[] {
+  const r = rng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+  const names = ['a', 'b', 'c', 'd', 'e', 'f'];
+  const owners = [0, 1000, 65534];
+  const gen = (spec: LayerSpec, dir: string, depth: number, opaqueParent: boolean) => {
+    for (const name of names) {
+      if (r() < 0.45) continue;
+      const p = dir ? `${dir}/${name}` : name;
+      const roll = r();
+      if (roll < 0.4 && depth < 3) {
+        const opaque = r() < 0.15;
+        spec[p] = { t: 'd', opaque, mode: pick([0o755, 0o750, 0o1777]), uid: pick(owners), gid: pick(owners) };
+        gen(spec, p, depth + 1, opaque);
+      } else if (roll < 0.7) {
+        spec[p] = {
+          t: 'f',
+          data: `${p} ${seed} `.repeat(Math.floor(r() * 50)),
+          mode: pick([0o644, 0o600, 0o755, 0o4755]),
+          uid: pick(owners),
+          gid: pick(owners),
+          x: r() < 0.3 ? { 'user.test': `v${Math.floor(r() * 100)}` } : {},
+        };
+      } else if (roll < 0.85 && !opaqueParent) {
+        spec[p] = { t: 'w' };
+      } else if (roll < 0.95) {
+        spec[p] = { t: 'l', target: pick(['a', '../b', '/etc/hostname', 'c/d']) };
+      } else {
+        spec[p] = { t: 'p' };
+      }
+    }
+  };
+  return Array.from({ length: nLayers }, () => {
+    const spec: LayerSpec = {};
+    gen(spec, '', 0, false);
+    return spec;
+  });
+}
+
+export interface SnapshotOptions {
+  ino?: boolean;
+  mtime?: boolean;
+  dirSize?: boolean;
+}
+
+export interface Snapshot {
+  tree: Record<string, string>;
+  /** Names readdir listed but lookup did not find (kernel overlayfs lists
+   *  whiteouts found in directories that merge with nothing below). */
+  dangling: string[];
+}
+
+/** Whole-tree snapshot: path -> one line of what a user can observe. */
+export function snapshot(root: string, o: SnapshotOptions = {}): Snapshot {
+  const out: Record<string, string> = {};
+  const dangling: string[] = [];
+  const walk = (rel: string) => {
+    const abs = rel ? path.join(root, rel) : root;
+    let st: fs.BigIntStats;
+    try {
+      st = fs.lstatSync(abs, { bigint: true });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+      dangling.push(rel);
+      return;
+    }
+    const type = Number(st.mode) & 0o170000;
+    const parts = [`mode=${Number(st.mode).toString(8)}`, `uid=${st.uid}`, `gid=${st.gid}`, `nlink=${st.nlink}`];
+    if (type !== 0o040000 || o.dirSize) parts.push(`size=${st.size}`);
+    if (type === 0o020000 || type === 0o060000) parts.push(`rdev=${st.rdev}`);
+    if (o.mtime) parts.push(`mtime=${st.mtimeNs / 1000000n}`);
+    if (o.ino) parts.push(`ino=${st.ino}`);
+    if (type === 0o120000) parts.push(`target=${fs.readlinkSync(abs)}`);
+    if (type === 0o100000) parts.push(`sha=${createHash('sha256').update(fs.readFileSync(abs)).digest('hex').slice(0, 16)}`);
+    if (type === 0o100000 || type === 0o040000) {
+      const xs = native().llistxattr(abs).filter((n) => n.startsWith('user.')).sort();
+      for (const x of xs) parts.push(`${x}=${native().lgetxattr(abs, x).toString()}`);
+    }
+    out[rel || '/'] = parts.join(' ');
+    if (type === 0o040000) for (const n of fs.readdirSync(abs).sort()) walk(rel ? `${rel}/${n}` : n);
+  };
+  walk('');
+  return { tree: out, dangling };
+}

@@ -1,0 +1,43 @@
+import { parseMountOptions, splitEscaped, unescape, UsageError } from '../../src/mount/options';
+
+describe('mount option parsing', () => {
+  test('lowerdir keeps kernel order, leftmost first', () => {
+    const o = parseMountOptions(['lowerdir=/a:/b:/c']);
+    expect(o.lowerdirs).toEqual(['/a', '/b', '/c']);
+    expect(o.upperdir).toBeUndefined();
+  });
+
+  test('escaped ":" and "," stay in paths, as the kernel accepts them', () => {
+    const o = parseMountOptions(['lowerdir=/x\\:y:/p\\,q,upperdir=/u\\,1,workdir=/w']);
+    expect(o.lowerdirs).toEqual(['/x:y', '/p,q']);
+    expect(o.upperdir).toBe('/u,1');
+    expect(splitEscaped('a\\,b,c', ',')).toEqual(['a\\,b', 'c']);
+    expect(unescape('a\\\\b')).toBe('a\\b');
+  });
+
+  test('repeated -o add up; standard flags are kept or accepted', () => {
+    const o = parseMountOptions(['rw,lowerdir=/l', 'nodev,nosuid,noatime,relatime,x-systemd.automount']);
+    expect(o.mountFlags).toEqual(['nodev', 'nosuid', 'noatime']);
+    expect(o.ignored).toEqual(['relatime', 'x-systemd.automount']);
+  });
+
+  test.each([
+    [['upperdir=/u,workdir=/w'], /no lowerdir/],
+    [['lowerdir=/l,upperdir=/u'], /upperdir given without workdir/],
+    [['lowerdir=/l,workdir=/w'], /workdir given without upperdir/],
+    [['lowerdir=/l,bogus'], /unknown mount option 'bogus'/],
+    [['lowerdir=/l,metacopy=on'], /metacopy=on.*not supported/],
+    [['lowerdir=/a::/b'], /data-only/],
+    [['lowerdir='], /needs a value/],
+    [['lowerdir=/a::'], /data-only/],
+    [['lowerdir=/a:'], /empty path/],
+  ])('%j is refused', (opts, msg) => {
+    expect(() => parseMountOptions(opts)).toThrow(UsageError);
+    expect(() => parseMountOptions(opts)).toThrow(msg);
+  });
+
+  test('the source becomes fsname unless fsname= is given', () => {
+    expect(parseMountOptions(['lowerdir=/l'], 'mystore').fsname).toBe('mystore');
+    expect(parseMountOptions(['lowerdir=/l,fsname=x'], 'mystore').fsname).toBe('x');
+  });
+});
