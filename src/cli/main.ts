@@ -24,9 +24,9 @@ function die(msg: string, status: number): never {
 }
 
 interface MountArgs {
-  source?: string;
-  mountpoint: string;
-  o: string[];
+  first: string;
+  second?: string;
+  o?: string[];
   foreground: boolean;
   verbose: boolean;
   pidfile?: string;
@@ -35,8 +35,9 @@ interface MountArgs {
 
 function mountOptions(y: Argv) {
   return y
-    .positional('source', { type: 'string', describe: 'source name shown in the mount table (like mount(8)\'s device)' })
-    .positional('mountpoint', { type: 'string', demandOption: true, describe: 'directory to mount on' })
+    .usage('layerfs [mount] [SOURCE] MOUNTPOINT -o lowerdir=L1[:L2...][,upperdir=U,workdir=W][,OPTIONS]')
+    .positional('first', { type: 'string', demandOption: true, describe: 'MOUNTPOINT, or SOURCE when a mountpoint follows' })
+    .positional('second', { type: 'string', describe: 'MOUNTPOINT after SOURCE (SOURCE is the name shown in the mount table)' })
     .option('o', {
       type: 'string',
       requiresArg: true,
@@ -74,8 +75,10 @@ function makeLogger(verbose: boolean, sendToParent: boolean): Logger & { detach(
 }
 
 async function runMount(a: MountArgs): Promise<void> {
-  const opts = parseMountOptions(a.o, a.source);
-  const spec = validateMount(a.mountpoint, opts);
+  // [SOURCE] MOUNTPOINT, as mount(8) helpers and fuse-overlayfs take them.
+  const [source, mountpoint] = a.second === undefined ? [undefined, a.first] : [a.first, a.second];
+  const opts = parseMountOptions(a.o ?? [], source);
+  const spec = validateMount(mountpoint, opts);
   const asChild = process.env[READY_ENV] === '1' && typeof process.send === 'function';
   if (!a.foreground && !asChild) return spawnDaemon();
   const log = makeLogger(a.verbose, asChild);
@@ -156,13 +159,13 @@ export function main(argv: string[]): void {
     .scriptName('layerfs')
     .usage('layerfs: a userspace overlay filesystem on FUSE, compatible with kernel overlayfs layers')
     .command(
-      'mount [source] <mountpoint>',
+      'mount <first> [second]',
       'mount an overlay (returns once it is live; -f stays in front)',
       (y) => mountOptions(y),
       (a) => runMount(a as unknown as MountArgs).catch(fail),
     )
     .command(
-      '$0 [source] <mountpoint>',
+      '$0 <first> [second]',
       'same as mount (the form fuse-overlayfs and mount.fuse3 use: layerfs [SOURCE] MOUNTPOINT -o OPTS)',
       (y) => mountOptions(y),
       (a) => runMount(a as unknown as MountArgs).catch(fail),

@@ -50,7 +50,11 @@ function probeWorkdir(workdir: string): void {
   const work = path.join(workdir, 'work');
   const probe = path.join(work, `.layerfs-probe-${process.pid}`);
   try {
-    fs.mkdirSync(work, { recursive: true, mode: 0o700 });
+    try {
+      fs.mkdirSync(work, { mode: 0o700 });
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EEXIST') throw err;
+    }
     if (!fs.statSync(work).isDirectory()) throw Object.assign(new Error('work is not a directory'), { code: 'ENOTDIR' });
     fs.writeFileSync(probe, '');
     fs.unlinkSync(probe);

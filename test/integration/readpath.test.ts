@@ -1,0 +1,102 @@
+// A real layerfs mount, read-only: what processes see through the kernel.
+import * as fs from 'fs';
+import { native } from '../../src/native';
+import { describeIfFuse, tmpdir } from '../helpers/env';
+import { anyMountUnder, mountLayerfs, run, type Mounted } from '../helpers/mount';
+
+describeIfFuse('read path through a real mount', () => {
+  let base: string;
+  let m: Mounted;
+
+  beforeAll(async () => {
+    base = tmpdir('lfs-read-');
+    for (const d of ['l1/dir', 'l2/dir/sub', 'l2/gone', 'mnt']) fs.mkdirSync(`${base}/${d}`, { recursive: true });
+    fs.writeFileSync(`${base}/l1/dir/a`, 'top a');
+    fs.writeFileSync(`${base}/l2/dir/a`, 'bottom a, longer');
+    fs.writeFileSync(`${base}/l2/dir/b`, 'b'.repeat(300000));
+    fs.writeFileSync(`${base}/l2/dir/sub/c`, 'c');
+    fs.symlinkSync('dir/a', `${base}/l1/link`);
+    native().mknod(`${base}/l1/gone`, 0o020000, 0, 0);
+    fs.writeFileSync(`${base}/l1/file`, 'x');
+    native().lsetxattr(`${base}/l1/file`, 'user.visible', Buffer.from('yes'), 0);
+    native().lsetxattr(`${base}/l1/file`, 'trusted.overlay.origin', Buffer.from('private'), 0);
+    m = await mountLayerfs(`lowerdir=${base}/l1:${base}/l2`, `${base}/mnt`);
+  });
+
+  afterAll(async () => {
+    await m?.unmount();
+    expect(anyMountUnder(base)).toBe(false);
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  test('merged listing, contents, symlinks', () => {
+    expect(fs.readdirSync(m.mountpoint).sort()).toEqual(['dir', 'file', 'link']);
+    expect(fs.readdirSync(`${m.mountpoint}/dir`).sort()).toEqual(['a', 'b', 'sub']);
+    expect(fs.readFileSync(`${m.mountpoint}/dir/a`, 'utf8')).toBe('top a');
+    expect(fs.readFileSync(`${m.mountpoint}/dir/b`).length).toBe(300000);
+    expect(fs.readlinkSync(`${m.mountpoint}/link`)).toBe('dir/a');
+    expect(fs.readFileSync(`${m.mountpoint}/link`, 'utf8')).toBe('top a');
+    expect(fs.existsSync(`${m.mountpoint}/gone`)).toBe(false);
+  });
+
+  test('ls -la lists . and .. and readdir types work for find -type', () => {
+    const r = run('ls', ['-a', m.mountpoint]);
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['.', '..', 'dir', 'file', 'link']);
+    const f = run('find', [m.mountpoint, '-type', 'f']);
+    expect(f.stdout.split('\n').filter(Boolean).map((p) => p.slice(m.mountpoint.length)).sort()).toEqual([
+      '/dir/a', '/dir/b', '/dir/sub/c', '/file',
+    ]);
+  });
+
+  test('st_ino is the real inode and stays stable after the kernel forgets the inode', () => {
+    const before = fs.statSync(`${m.mountpoint}/dir/sub/c`).ino;
+    expect(before).toBe(fs.statSync(`${base}/l2/dir/sub/c`).ino);
+    fs.writeFileSync('/proc/sys/vm/drop_caches', '2');
+    expect(fs.statSync(`${m.mountpoint}/dir/sub/c`).ino).toBe(before);
+    expect(fs.statSync(`${m.mountpoint}/dir`).nlink).toBe(1); // merged directory
+  });
+
+  test('user xattrs pass through; overlay-private ones are invisible', () => {
+    const names = native().llistxattr(`${m.mountpoint}/file`);
+    expect(names).toContain('user.visible');
+    expect(names.some((n) => n.startsWith('trusted.overlay.'))).toBe(false);
+    expect(native().lgetxattr(`${m.mountpoint}/file`, 'user.visible').toString()).toBe('yes');
+    expect(() => native().lgetxattr(`${m.mountpoint}/file`, 'trusted.overlay.origin')).toThrow(/ENODATA/);
+  });
+
+  test('statfs answers', () => {
+    const s = fs.statfsSync(m.mountpoint);
+    expect(s.blocks).toBeGreaterThan(0);
+  });
+
+  test('every write operation answers EROFS, none ENOSYS or EPERM', () => {
+    const mp = m.mountpoint;
+    const attempts: [string, () => void][] = [
+      ['create', () => fs.writeFileSync(`${mp}/new`, 'x')],
+      ['open O_WRONLY', () => fs.closeSync(fs.openSync(`${mp}/dir/a`, 'r+'))],
+      ['truncate', () => fs.truncateSync(`${mp}/dir/a`, 0)],
+      ['mkdir', () => fs.mkdirSync(`${mp}/newdir`)],
+      ['rmdir', () => fs.rmdirSync(`${mp}/dir/sub`)],
+      ['unlink', () => fs.unlinkSync(`${mp}/dir/a`)],
+      ['rename', () => fs.renameSync(`${mp}/dir/a`, `${mp}/dir/z`)],
+      ['link', () => fs.linkSync(`${mp}/dir/a`, `${mp}/dir/hard`)],
+      ['symlink', () => fs.symlinkSync('t', `${mp}/sl`)],
+      ['chmod', () => fs.chmodSync(`${mp}/dir/a`, 0o600)],
+      ['chown', () => fs.chownSync(`${mp}/dir/a`, 1, 1)],
+      ['utimes', () => fs.utimesSync(`${mp}/dir/a`, 1, 1)],
+      ['mknod', () => native().mknod(`${mp}/fifo`, 0o010644, 0, 0)],
+      ['setxattr', () => native().lsetxattr(`${mp}/file`, 'user.x', Buffer.from('1'), 0)],
+      ['removexattr', () => native().lremovexattr(`${mp}/file`, 'user.visible')],
+    ];
+    const results = attempts.map(([op, fn]) => {
+      try {
+        fn();
+        return `${op}: succeeded`;
+      } catch (err) {
+        return `${op}: ${(err as { code: string }).code}`;
+      }
+    });
+    expect(results).toEqual(attempts.map(([op]) => `${op}: EROFS`));
+    expect(fs.readdirSync(`${base}/l1`).sort()).toEqual(['dir', 'file', 'gone', 'link']);
+  });
+});
