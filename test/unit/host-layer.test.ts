@@ -1,0 +1,57 @@
+// The core over real temporary directories through HostLayer, with the forms
+// an unprivileged user can write: .wh. files, .wh..wh..opq, user.overlay.opaque.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { Overlay } from '../../src/core/overlay';
+import { HostLayer } from '../../src/layers/host';
+import { native } from '../../src/native';
+
+describe('overlay over host directories', () => {
+  let base: string;
+  beforeAll(() => {
+    base = fs.mkdtempSync(path.join(os.tmpdir(), 'lfs-host-'));
+    const w = (p: string, data = '') => {
+      fs.mkdirSync(path.dirname(path.join(base, p)), { recursive: true });
+      fs.writeFileSync(path.join(base, p), data);
+    };
+    w('top/etc/.wh.passwd');
+    w('top/usr/.wh..wh..opq');
+    w('top/usr/new', 'new');
+    w('top/var/x', 'top x');
+    w('mid/var/y', 'mid y');
+    w('mid/etc/hosts', 'mid hosts');
+    w('bottom/etc/passwd', 'root');
+    w('bottom/usr/old', 'old');
+    w('bottom/var/z', 'bottom z');
+    w('bottom/var/x', 'bottom x (hidden)');
+    fs.mkdirSync(path.join(base, 'mid/opt'));
+    w('bottom/opt/legacy');
+    native().lsetxattr(path.join(base, 'mid/opt'), 'user.overlay.opaque', Buffer.from('y'), 0);
+    fs.symlinkSync('var/x', path.join(base, 'top/link'));
+  });
+  afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
+
+  test('merge, .wh. whiteouts, both opaque forms, reads', async () => {
+    const ov = await Overlay.open({
+      layers: ['top', 'mid', 'bottom'].map((l) => new HostLayer(path.join(base, l))),
+      layerNames: ['lower1', 'lower2', 'lower3'],
+      hasUpper: false,
+    });
+    const ls = async (p: string) => (await ov.readdir(p)).map((e) => e.name).sort();
+    expect(await ls('/')).toEqual(['etc', 'link', 'opt', 'usr', 'var']);
+    expect(await ls('/etc')).toEqual(['hosts']);
+    expect(await ls('/usr')).toEqual(['new']);
+    expect(await ls('/opt')).toEqual([]);
+    expect(await ls('/var')).toEqual(['x', 'y', 'z']);
+    expect(await ov.readlink('/link')).toBe('var/x');
+    const fh = await ov.open('/var/x', 0);
+    const buf = Buffer.alloc(100);
+    expect(buf.subarray(0, await ov.read(fh, buf, 100, 0)).toString()).toBe('top x');
+    await ov.release(fh);
+    const st = await ov.getattr('/var/z');
+    // All layers on one filesystem: the real inode number passes through.
+    expect(st.ino).toBe(fs.statSync(path.join(base, 'bottom/var/z'), { bigint: true }).ino);
+    await expect(ov.getattr('/etc/passwd')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
