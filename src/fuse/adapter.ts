@@ -94,11 +94,14 @@ function fuseNativeBinding(): FuseNativeBinding {
 /** Unknown inode number in readdir: glibc skips entries whose d_ino is 0. */
 const UNKNOWN_INO = 0xffffffff;
 
+/** The negative errno for err; bugs (non-filesystem errors) are reported first. */
+function errnoFor(onUnexpected: UnexpectedHandler, op: string, path: string, err: unknown): number {
+  if (isUnexpected(err)) onUnexpected(op, path, err);
+  return toErrno(err);
+}
+
 export function fuseOps(ov: Overlay, onUnexpected: UnexpectedHandler): FuseOps {
-  const fail = (op: string, path: string, err: unknown): number => {
-    if (isUnexpected(err)) onUnexpected(op, path, err);
-    return toErrno(err);
-  };
+  const fail = (op: string, path: string, err: unknown) => errnoFor(onUnexpected, op, path, err);
   /** Runs fn; answers cb(0, ...values) or cb(-errno). */
   const run = <T>(op: string, path: string, cb: Signal, fn: () => Promise<T>, reply: (v: T) => unknown[]): void => {
     fn().then(
@@ -186,10 +189,7 @@ function errorOf(fn: () => void): unknown {
  * own handlers get wrong.
  */
 export function fuseClass(Fuse: typeof FuseType, ov: Overlay, libfuseOptions: string[], onUnexpected: UnexpectedHandler) {
-  const fail = (op: string, path: string, err: unknown): number => {
-    if (isUnexpected(err)) onUnexpected(op, path, err);
-    return toErrno(err);
-  };
+  const fail = (op: string, path: string, err: unknown) => errnoFor(onUnexpected, op, path, err);
   return class LayerfsFuse extends Fuse {
     protected override _fuseOptions(): string {
       return libfuseOptions.length ? '-o' + libfuseOptions.join(',') : '';
