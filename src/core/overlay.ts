@@ -91,11 +91,15 @@ export class Overlay {
     return this.statOf(await this.resolve(path));
   }
 
-  async readdir(path: string): Promise<MergedDirEntry[]> {
+  /** Resolves a directory: ENOENT if absent, ENOTDIR if not a directory. */
+  async opendir(path: string): Promise<Resolution> {
     const r = await this.resolve(path);
-    const top = winner(r)!;
-    if (!isDir(top.stat)) throw fsError('ENOTDIR', 'readdir', path);
-    return readMergedDir(this.layers, r);
+    if (!isDir(winner(r)!.stat)) throw fsError('ENOTDIR', 'opendir', path);
+    return r;
+  }
+
+  async readdir(path: string): Promise<MergedDirEntry[]> {
+    return readMergedDir(this.layers, await this.opendir(path));
   }
 
   async readlink(path: string): Promise<string> {

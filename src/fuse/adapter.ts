@@ -123,9 +123,8 @@ export function fuseOps(ov: Overlay, onUnexpected: UnexpectedHandler): FuseOps {
     access: (path: string, mode: number, cb: Signal) => run('access', path, cb, () => ov.access(path, mode), none),
     readlink: (path: string, cb: Signal) => run('readlink', path, cb, () => ov.readlink(path), (t) => [t]),
     opendir: (path: string, _flags: number, cb: Signal) =>
-      run('opendir', path, cb, async () => {
-        await ov.readdir(path); // ENOENT/ENOTDIR now rather than at readdir
-      }, () => [0]),
+      // ENOENT/ENOTDIR now rather than at readdir, without reading the listing twice.
+      run('opendir', path, cb, () => ov.opendir(path), () => [0]),
     readdir: (path: string, cb: Signal) =>
       run('readdir', path, cb, () => ov.readdir(path), (ents) => {
         const names = ['.', '..'];
