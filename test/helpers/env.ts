@@ -37,9 +37,8 @@ function kernelOverlay(): string | undefined {
   return kernelChecked;
 }
 
-/** describe() that runs only where mounting works, printing why not otherwise. */
-export function describeIfFuse(name: string, fn: () => void): void {
-  const why = fuseUsable();
+/** describe() that is skipped, with the reason printed, when why is set. */
+function describeUnless(why: string | undefined, name: string, fn: () => void): void {
   if (why !== undefined) {
     // eslint-disable-next-line no-console
     console.log(`SKIPPED "${name}": ${why}`);
@@ -47,13 +46,14 @@ export function describeIfFuse(name: string, fn: () => void): void {
   } else describe(name, fn);
 }
 
+/** Runs only where mounting works. */
+export function describeIfFuse(name: string, fn: () => void): void {
+  describeUnless(fuseUsable(), name, fn);
+}
+
+/** Runs only where kernel overlayfs can be mounted too. */
 export function describeIfKernelOverlay(name: string, fn: () => void): void {
-  const why = kernelOverlay();
-  if (why !== undefined) {
-    // eslint-disable-next-line no-console
-    console.log(`SKIPPED "${name}": ${why}`);
-    describe.skip(name, fn);
-  } else describe(name, fn);
+  describeUnless(kernelOverlay(), name, fn);
 }
 
 export function tmpdir(prefix = 'lfs-'): string {
