@@ -7,18 +7,17 @@
 //   lremovexattr(path, name)
 //   renameat2(from, to, flags)                 RENAME_NOREPLACE / EXCHANGE / WHITEOUT
 //   umount2(path, flags)
-//   dlopenGlobal(path)                         preload fuse-native's bundled libfuse.so.2
-//   watchMountinfo(callback) -> stop()          poll(2) /proc/self/mountinfo for changes
+//   mount(source, target, fstype, flags, data)  mount(2), for the FUSE connection
+//   utimensat(path, aSec, aNsec, mSec, mNsec, flags)  nanosecond times, UTIME_NOW/OMIT
+//   lseek(fd, offset, whence) -> offset        SEEK_DATA / SEEK_HOLE (sparse copy-up)
+//   fallocate(fd, mode, offset, length)
 //
 // Every call is synchronous and fails by throwing an Error shaped like Node's fs
 // errors: message "CODE: strerror, syscall 'path'", and properties code, errno
 // (negative, as Node reports it), syscall and path.
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,110 +209,55 @@ static napi_value js_umount2(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-static napi_value js_dlopen_global(napi_env env, napi_callback_info info) {
-  ARGS(1);
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  ARGS(5);
+  STR_ARG(source, 0, PATH_BUF);
+  STR_ARG(target, 1, PATH_BUF);
+  STR_ARG(fstype, 2, NAME_BUF);
+  INT_ARG(flags, 3);
+  STR_ARG(data, 4, PATH_BUF);
+  if (mount(source, target, fstype, (unsigned long)flags, data) != 0)
+    return throw_errno(env, errno, "mount", target);
+  return undefined(env);
+}
+
+// Seconds travel as JS numbers (exact up to 2^53), nanoseconds separately, so
+// no precision is lost; nsec may be UTIME_NOW or UTIME_OMIT.
+static napi_value js_utimensat(napi_env env, napi_callback_info info) {
+  ARGS(6);
   STR_ARG(path, 0, PATH_BUF);
-  // RTLD_NODELETE: the library must stay for the life of the process, since a
-  // binding loaded later resolves its NEEDED entry against this SONAME.
-  void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL | RTLD_NODELETE);
-  if (h == NULL) {
-    const char *why = dlerror();
-    napi_value m, e;
-    char msg[PATH_BUF + 512];
-    snprintf(msg, sizeof msg, "dlopen '%s': %s", path, why ? why : "unknown error");
-    napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
-    napi_create_error(env, NULL, m, &e);
-    napi_throw(env, e);
-    return NULL;
-  }
+  INT_ARG(asec, 1);
+  INT_ARG(ansec, 2);
+  INT_ARG(msec, 3);
+  INT_ARG(mnsec, 4);
+  INT_ARG(flags, 5);
+  struct timespec ts[2] = {{(time_t)asec, (long)ansec}, {(time_t)msec, (long)mnsec}};
+  if (utimensat(AT_FDCWD, path, ts, (int)flags) != 0)
+    return throw_errno(env, errno, "utimensat", path);
   return undefined(env);
 }
 
-// ---- mountinfo watcher -------------------------------------------------------
-// A thread blocks in poll(2) on /proc/self/mountinfo, which reports POLLPRI
-// whenever the mount table of this namespace changes, and calls back into JS.
-// The thread-safe function is unreferenced, so the watcher alone never keeps
-// the process alive.
-
-typedef struct {
-  napi_threadsafe_function tsfn;
-  int fd;
-  int stop_pipe[2];
-  pthread_t thread;
-} watcher_t;
-
-static void *watch_thread(void *arg) {
-  watcher_t *w = arg;
-  for (;;) {
-    struct pollfd p[2] = {{w->fd, POLLPRI, 0}, {w->stop_pipe[0], POLLIN, 0}};
-    int r = poll(p, 2, -1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 || (p[1].revents & (POLLIN | POLLHUP))) break;
-    if (p[0].revents & (POLLPRI | POLLERR)) {
-      // Re-arm: the change is consumed by reading from the start.
-      char buf[4096];
-      lseek(w->fd, 0, SEEK_SET);
-      while (read(w->fd, buf, sizeof buf) > 0) {
-      }
-      if (napi_call_threadsafe_function(w->tsfn, NULL, napi_tsfn_nonblocking) == napi_closing)
-        break;
-    }
-  }
-  return NULL;
+static napi_value js_lseek(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  INT_ARG(fd, 0);
+  INT_ARG(offset, 1);
+  INT_ARG(whence, 2);
+  off_t r = lseek((int)fd, (off_t)offset, (int)whence);
+  if (r < 0) return throw_errno(env, errno, "lseek", NULL);
+  napi_value v;
+  napi_create_int64(env, (int64_t)r, &v);
+  return v;
 }
 
-static void call_js_change(napi_env env, napi_value js_cb, void *ctx, void *data) {
-  (void)ctx;
-  (void)data;
-  if (env == NULL || js_cb == NULL) return;
-  napi_value u;
-  napi_get_undefined(env, &u);
-  napi_call_function(env, u, js_cb, 0, NULL, NULL);
-}
-
-static napi_value js_watch_stop(napi_env env, napi_callback_info info) {
-  void *data = NULL;
-  size_t argc = 0;
-  napi_get_cb_info(env, info, &argc, NULL, NULL, &data);
-  watcher_t *w = data;
-  if (w == NULL || w->fd < 0) return undefined(env);
-  (void)!write(w->stop_pipe[1], "x", 1);
-  pthread_join(w->thread, NULL);
-  close(w->fd);
-  close(w->stop_pipe[0]);
-  close(w->stop_pipe[1]);
-  w->fd = -1;
-  napi_release_threadsafe_function(w->tsfn, napi_tsfn_abort);
+static napi_value js_fallocate(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  INT_ARG(fd, 0);
+  INT_ARG(mode, 1);
+  INT_ARG(offset, 2);
+  INT_ARG(length, 3);
+  if (fallocate((int)fd, (int)mode, (off_t)offset, (off_t)length) != 0)
+    return throw_errno(env, errno, "fallocate", NULL);
   return undefined(env);
-}
-
-static napi_value js_watch_mountinfo(napi_env env, napi_callback_info info) {
-  ARGS(1);
-  watcher_t *w = calloc(1, sizeof *w); // lives for the process: stop() may be called late
-  if (w == NULL) return throw_errno(env, ENOMEM, "watchMountinfo", NULL);
-  w->fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-  if (w->fd < 0) return throw_errno(env, errno, "open", "/proc/self/mountinfo");
-  if (pipe2(w->stop_pipe, O_CLOEXEC) != 0) {
-    int e = errno;
-    close(w->fd);
-    return throw_errno(env, e, "pipe2", NULL);
-  }
-  char buf[4096];
-  while (read(w->fd, buf, sizeof buf) > 0) {
-  }
-  napi_value name;
-  napi_create_string_utf8(env, "layerfs.mountinfo", NAPI_AUTO_LENGTH, &name);
-  if (napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, NULL, NULL, NULL,
-                                      call_js_change, &w->tsfn) != napi_ok)
-    return NULL;
-  napi_unref_threadsafe_function(env, w->tsfn);
-  if (pthread_create(&w->thread, NULL, watch_thread, w) != 0) {
-    int e = errno;
-    return throw_errno(env, e, "pthread_create", NULL);
-  }
-  napi_value stop;
-  napi_create_function(env, "stop", NAPI_AUTO_LENGTH, js_watch_stop, w, &stop);
-  return stop;
 }
 
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
@@ -336,8 +280,10 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "lremovexattr", js_lremovexattr);
   export_fn(env, exports, "renameat2", js_renameat2);
   export_fn(env, exports, "umount2", js_umount2);
-  export_fn(env, exports, "dlopenGlobal", js_dlopen_global);
-  export_fn(env, exports, "watchMountinfo", js_watch_mountinfo);
+  export_fn(env, exports, "mount", js_mount);
+  export_fn(env, exports, "utimensat", js_utimensat);
+  export_fn(env, exports, "lseek", js_lseek);
+  export_fn(env, exports, "fallocate", js_fallocate);
   export_int(env, exports, "RENAME_NOREPLACE", RENAME_NOREPLACE);
   export_int(env, exports, "RENAME_EXCHANGE", RENAME_EXCHANGE);
   export_int(env, exports, "RENAME_WHITEOUT", RENAME_WHITEOUT);
@@ -346,6 +292,22 @@ static napi_value init(napi_env env, napi_value exports) {
   export_int(env, exports, "MNT_FORCE", MNT_FORCE);
   export_int(env, exports, "MNT_DETACH", MNT_DETACH);
   export_int(env, exports, "UMOUNT_NOFOLLOW", UMOUNT_NOFOLLOW);
+  export_int(env, exports, "MS_RDONLY", MS_RDONLY);
+  export_int(env, exports, "MS_NOSUID", MS_NOSUID);
+  export_int(env, exports, "MS_NODEV", MS_NODEV);
+  export_int(env, exports, "MS_NOEXEC", MS_NOEXEC);
+  export_int(env, exports, "MS_SYNCHRONOUS", MS_SYNCHRONOUS);
+  export_int(env, exports, "MS_DIRSYNC", MS_DIRSYNC);
+  export_int(env, exports, "MS_NOATIME", MS_NOATIME);
+  export_int(env, exports, "MS_NODIRATIME", MS_NODIRATIME);
+  export_int(env, exports, "MS_RELATIME", MS_RELATIME);
+  export_int(env, exports, "MS_STRICTATIME", MS_STRICTATIME);
+  export_int(env, exports, "MS_LAZYTIME", MS_LAZYTIME);
+  export_int(env, exports, "UTIME_NOW", UTIME_NOW);
+  export_int(env, exports, "UTIME_OMIT", UTIME_OMIT);
+  export_int(env, exports, "AT_SYMLINK_NOFOLLOW", AT_SYMLINK_NOFOLLOW);
+  export_int(env, exports, "SEEK_DATA", SEEK_DATA);
+  export_int(env, exports, "SEEK_HOLE", SEEK_HOLE);
   return exports;
 }
 

@@ -11,9 +11,11 @@ export interface NativeAddon {
   lremovexattr(path: string, name: string): void;
   renameat2(from: string, to: string, flags: number): void;
   umount2(path: string, flags: number): void;
-  dlopenGlobal(path: string): void;
-  /** Calls onChange whenever this mount namespace's mount table changes; returns stop(). */
-  watchMountinfo(onChange: () => void): () => void;
+  mount(source: string, target: string, fstype: string, flags: number, data: string): void;
+  /** Seconds and nanoseconds apart; nsec may be UTIME_NOW or UTIME_OMIT. */
+  utimensat(path: string, aSec: number, aNsec: number, mSec: number, mNsec: number, flags: number): void;
+  lseek(fd: number, offset: number, whence: number): number;
+  fallocate(fd: number, mode: number, offset: number, length: number): void;
   readonly RENAME_NOREPLACE: number;
   readonly RENAME_EXCHANGE: number;
   readonly RENAME_WHITEOUT: number;
@@ -22,6 +24,22 @@ export interface NativeAddon {
   readonly MNT_FORCE: number;
   readonly MNT_DETACH: number;
   readonly UMOUNT_NOFOLLOW: number;
+  readonly MS_RDONLY: number;
+  readonly MS_NOSUID: number;
+  readonly MS_NODEV: number;
+  readonly MS_NOEXEC: number;
+  readonly MS_SYNCHRONOUS: number;
+  readonly MS_DIRSYNC: number;
+  readonly MS_NOATIME: number;
+  readonly MS_NODIRATIME: number;
+  readonly MS_RELATIME: number;
+  readonly MS_STRICTATIME: number;
+  readonly MS_LAZYTIME: number;
+  readonly UTIME_NOW: number;
+  readonly UTIME_OMIT: number;
+  readonly AT_SYMLINK_NOFOLLOW: number;
+  readonly SEEK_DATA: number;
+  readonly SEEK_HOLE: number;
 }
 
 let loaded: NativeAddon | undefined;

@@ -14,6 +14,11 @@ import { parseMountOptions, UsageError } from '../mount/options';
 import { unmount, UnmountError } from '../mount/unmount';
 import { validateMount } from '../mount/validate';
 
+// The daemon keeps a few read(2)s on /dev/fuse pending on libuv's threadpool;
+// give layer I/O room beside them. Read by libuv when the pool first starts,
+// which is after this line (imports do no asynchronous I/O).
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
 const EXIT_FAIL = 1;
 const EXIT_USAGE = 2;
 const READY_ENV = 'LAYERFS_DAEMON_IPC';
@@ -90,7 +95,7 @@ async function runMount(a: MountArgs): Promise<void> {
     log.detach(a.log);
   }
   process.exitCode = await served.ended;
-  // fuse-native keeps handles referenced after the mount ends; leave now.
+  // Reads still pending on /dev/fuse hold threadpool threads; leave now.
   process.exit();
 }
 
@@ -120,7 +125,7 @@ function spawnDaemon(): Promise<void> {
         resolve();
       } else if (m.kind === 'error') {
         settled = true;
-        // libfuse reports its reason on stderr ("fuse: ..."): show it with ours.
+        // Anything the daemon printed on stderr goes with our line.
         const tail = stderrTail();
         fs.rmSync(errFile, { force: true });
         die(`${m.message ?? 'mount failed'}${tail ? ` (${tail})` : ''}`, m.status ?? EXIT_FAIL);

@@ -31,3 +31,63 @@ export interface Layer {
   open(p: LayerPath, flags: number): Promise<LayerFile>;
   statfs(p: LayerPath): Promise<StatFs>;
 }
+
+/**
+ * A place in the writable layer: a path in the upper directory, or a name in
+ * the work directory (workdir/work), the scratch space where copies and
+ * markers are built before being renamed into place. Both are on one
+ * filesystem, so a rename between them is atomic.
+ */
+export type Loc = LayerPath | { readonly work: string };
+
+/** A time to set: nanoseconds since the epoch, the current time, or unchanged. */
+export type TimeSpec = bigint | 'now' | 'omit';
+
+/** An open file of the writable layer. */
+export interface UpperFile extends LayerFile {
+  write(buf: Buffer, offset: number, length: number, position: number | null): Promise<number>;
+  fsync(datasync: boolean): Promise<void>;
+  truncate(size: number): Promise<void>;
+  fallocate(mode: number, offset: number, length: number): Promise<void>;
+  stat(): Promise<Stat>;
+}
+
+/** A readable file that can report where its data is, for sparse copies. */
+export interface SeekableFile extends LayerFile {
+  /** The next offset >= pos holding data (SEEK_DATA), or null past the last data. */
+  nextData(pos: number): number | null;
+  /** The next hole at or after pos (SEEK_HOLE); end of file counts as a hole. */
+  nextHole(pos: number): number;
+}
+
+/**
+ * The upper layer: everything a Layer does, plus the mutations the overlay
+ * needs. Every method acts on the named entry itself (never follows a symlink
+ * in the final component) and throws FsError-shaped errors.
+ */
+export interface UpperLayer extends Layer {
+  /** Where the work directory lives, for messages. */
+  readonly workRoot: string;
+  lstatAt(loc: Loc): Promise<Stat>;
+  mkdir(loc: Loc, mode: number): Promise<void>;
+  mknod(loc: Loc, mode: number, rdev: number): Promise<void>;
+  symlink(target: string, loc: Loc): Promise<void>;
+  link(from: Loc, to: Loc): Promise<void>;
+  unlink(loc: Loc): Promise<void>;
+  rmdir(loc: Loc): Promise<void>;
+  /** Removes a whole tree (work directory leftovers, replaced directories). */
+  rmtree(loc: Loc): Promise<void>;
+  /** renameat2(2); flags are RENAME_NOREPLACE / EXCHANGE / WHITEOUT. */
+  rename(from: Loc, to: Loc, flags: number): Promise<void>;
+  setxattr(loc: Loc, name: string, value: Buffer, flags: number): Promise<void>;
+  removexattr(loc: Loc, name: string): Promise<void>;
+  getxattrAt(loc: Loc, name: string): Promise<Buffer>;
+  chmod(loc: Loc, mode: number): Promise<void>;
+  chown(loc: Loc, uid: number, gid: number): Promise<void>;
+  utimens(loc: Loc, atime: TimeSpec, mtime: TimeSpec): Promise<void>;
+  truncate(loc: Loc, size: number): Promise<void>;
+  /** open(2) with O_CREAT|O_EXCL allowed; the mode applies when creating. */
+  openFile(loc: Loc, flags: number, mode?: number): Promise<UpperFile>;
+  /** Names in the work directory. */
+  listWork(): Promise<string[]>;
+}

@@ -2,51 +2,139 @@
 // answers filesystem operations on merged paths. Transports (src/fuse) call
 // these methods and map thrown FsErrors to errnos; nothing here knows FUSE.
 //
-// This is the read path. Every operation that would modify the merged view
-// throws EROFS: a mount is read-only when it has no upper layer, and until the
-// write path exists (copy-up, whiteout and opaque writing) every mount is
-// served read-only; see docs/DESIGN.md.
+// Without an upper layer every modifying operation throws EROFS. With one, the
+// write path follows kernel overlayfs (overlay-semantics.md): copy-up
+// (copyup.ts), whiteouts and opaque directories (markers.ts), and namespace
+// operations that build new objects in the work directory and rename them into
+// place, so each change appears at once and a crash leaves no partial object.
+// Namespace mutations are serialized by one mutex (lock.ts); reads never wait.
 import { constants as fsc } from 'fs';
-import { fsError } from './errors';
+import { fsError, hasCode } from './errors';
+import { CopyUp, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './copyup';
 import { InodeNumbers } from './inode';
-import type { Layer, LayerFile } from './layer';
-import { isMerged, resolvePath, resolveRoot, winner, type Resolution } from './lookup';
-import { layerPath, mergedPath } from './paths';
+import type { Layer, LayerFile, Loc, TimeSpec, UpperFile, UpperLayer } from './layer';
+import { Mutex } from './lock';
+import { isMerged, resolveChild, resolvePath, resolveRoot, winner, type LayerEntry, type Resolution } from './lookup';
+import { Markers, probeMarkers, type MarkerConfig } from './markers';
+import { baseName, layerChild, layerPath, mergedPath, parentOf, type LayerPath, type MergedPath } from './paths';
 import { readMergedDir, type MergedDirEntry } from './readdir';
-import { isDir, isReg, isSymlink, type Stat, type StatFs } from './stat';
-import { isPrivateXattr } from './whiteout';
+import { isDir, isReg, isSymlink, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Stat, type StatFs } from './stat';
+import { isPrivateXattr, isWhiteoutName } from './whiteout';
 
 export interface OverlayConfig {
   /** Layers top-down: the upper (if any) first, then lowerdir in mount order. */
   layers: Layer[];
   /** Display names, same order ("upper", "lower1", ...). */
   layerNames: string[];
-  hasUpper: boolean;
+  /** The writable layer; when given it must be layers[0]. */
+  upper?: UpperLayer;
+  /** Whether the daemon can set owners and make device nodes (root). Default: euid 0. */
+  privileged?: boolean;
+  /** Write overlay.* xattrs in the user namespace (the kernel's `userxattr`). */
+  userxattr?: boolean;
+  /** Skip fsync of copied-up data (the kernel's `volatile`). */
+  volatile?: boolean;
 }
 
-/** The write flags of open(2) that would modify the file. */
-const WRITE_OPEN = fsc.O_WRONLY | fsc.O_RDWR | fsc.O_TRUNC | fsc.O_APPEND | fsc.O_CREAT;
+/** Who asks: the credentials FUSE passes with each request. */
+export interface Caller {
+  uid: number;
+  gid: number;
+  pid: number;
+}
+
+/** What setattr changes; absent fields stay. */
+export interface SetAttr {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  atime?: TimeSpec;
+  mtime?: TimeSpec;
+}
+
+const ACCESS_MODE = fsc.O_RDONLY | fsc.O_WRONLY | fsc.O_RDWR;
+/** Flags that make open(2) modify the file, and so copy it up. */
+function opensForWrite(flags: number): boolean {
+  return (flags & ACCESS_MODE) !== fsc.O_RDONLY || (flags & fsc.O_TRUNC) !== 0;
+}
+/** The open flags passed on to the layer file; the rest are the kernel's business. */
+const PASS_FLAGS = ACCESS_MODE | fsc.O_TRUNC | fsc.O_SYNC | fsc.O_DSYNC | fsc.O_NONBLOCK;
+const S_ISGID = 0o2000;
+
+interface Handle {
+  file: LayerFile;
+  layer: number;
+  path: MergedPath;
+  /** For lower files: the object's identity, to notice a later copy-up. */
+  origin?: string;
+}
+
+function entryKey(e: LayerEntry): string {
+  return `${e.layer}:${e.stat.dev}:${e.stat.ino}`;
+}
+function devIno(st: Stat): string {
+  return `${st.dev}:${st.ino}`;
+}
 
 export class Overlay {
   readonly layers: readonly Layer[];
   readonly layerNames: readonly string[];
-  readonly readOnly = true;
+  readonly upper: UpperLayer | undefined;
+  readonly privileged: boolean;
   private inodes!: InodeNumbers;
   private root!: Resolution;
-  private readonly files = new Map<number, LayerFile>();
+  private markers: Markers | undefined;
+  private copyUp: CopyUp | undefined;
+  private readonly lock = new Mutex();
+  private readonly files = new Map<number, Handle>();
   private nextFh = 1;
+  private tmpSeq = 0;
+  /** Upper objects that are copies of lower ones: upper dev:ino -> the st_ino shown before. */
+  private readonly stableIno = new Map<string, bigint>();
+  /** Lower objects copied up during this mount (entryKey). */
+  private readonly copiedOrigins = new Set<string>();
+  /** Copy-ups done, for status and tests. */
+  copyUps = 0;
 
   private constructor(cfg: OverlayConfig) {
     this.layers = cfg.layers;
     this.layerNames = cfg.layerNames;
+    this.upper = cfg.upper;
+    this.privileged = cfg.privileged ?? process.geteuid?.() === 0;
+    if (cfg.upper !== undefined && cfg.layers[0] !== cfg.upper) throw new Error('the upper layer must be layers[0]');
   }
 
-  /** Opens the overlay: every layer root must be a readable directory. */
+  /**
+   * Opens the overlay: every layer root must be a directory. With an upper
+   * layer, leftovers of an earlier mount are cleared from the work directory
+   * and the marker forms are probed there.
+   */
   static async open(cfg: OverlayConfig): Promise<Overlay> {
     if (cfg.layers.length === 0) throw fsError('EINVAL', 'mount', undefined, 'no layers');
     const ov = new Overlay(cfg);
     await ov.refreshRoot();
     ov.inodes = new InodeNumbers(ov.root.entries.map((e) => e.stat.dev));
+    if (cfg.upper !== undefined) {
+      const upper = cfg.upper;
+      for (const name of await upper.listWork()) await upper.rmtree({ work: name });
+      const config = await probeMarkers(upper, { userxattr: cfg.userxattr ?? false, privileged: ov.privileged }, () => ov.tmpName());
+      ov.markers = new Markers(upper, config);
+      ov.copyUp = new CopyUp({
+        layers: ov.layers,
+        upper,
+        lock: ov.lock,
+        privileged: ov.privileged,
+        syncData: !(cfg.volatile ?? false),
+        resolve: (p) => ov.resolve(p),
+        tmpName: () => ov.tmpName(),
+        copiedUp: (_path, from, st) => {
+          ov.copyUps++;
+          ov.copiedOrigins.add(entryKey(from));
+          ov.stableIno.set(devIno(st), ov.stableIno.get(devIno(from.stat)) ?? ov.inodes.of(from));
+        },
+      });
+    }
     return ov;
   }
 
@@ -57,8 +145,21 @@ export class Overlay {
     }
   }
 
+  get readOnly(): boolean {
+    return this.upper === undefined;
+  }
+
   get samefs(): boolean {
     return this.inodes.samefs;
+  }
+
+  /** The marker forms this mount writes (undefined when read-only). */
+  get markerConfig(): MarkerConfig | undefined {
+    return this.markers?.config;
+  }
+
+  private tmpName(): string {
+    return `#layerfs.${process.pid}.${++this.tmpSeq}`;
   }
 
   /** Resolves a merged path; absent final components throw ENOENT. */
@@ -80,7 +181,8 @@ export class Overlay {
   statOf(r: Resolution): Stat {
     const top = winner(r);
     if (top === undefined) throw fsError('ENOENT', 'getattr', r.path);
-    const st: Stat = { ...top.stat, ino: this.inodes.of(top) };
+    const ino = (top.layer === 0 ? this.stableIno.get(devIno(top.stat)) : undefined) ?? this.inodes.of(top);
+    const st: Stat = { ...top.stat, ino };
     // Like the kernel: counting subdirectories of every layer is not worth it;
     // nlink 1 tells find and friends not to rely on it.
     if (isMerged(r)) st.nlink = 1;
@@ -120,34 +222,121 @@ export class Overlay {
     }
   }
 
+  // ---- files ---------------------------------------------------------------
+
+  /** open(2) of an existing file; opening for write copies it up first. */
   async open(path: string, flags: number): Promise<number> {
-    if (flags & WRITE_OPEN) this.refuseWrite('open', path);
-    const r = await this.resolve(path);
+    const p = mergedPath(path);
+    if (opensForWrite(flags)) {
+      const upper = this.writable('open', p);
+      for (;;) {
+        await this.copyUp!.ensure(p);
+        const r = await this.resolve(p);
+        const top = winner(r)!;
+        if (top.layer !== 0) continue; // replaced by a lower object meanwhile (rename): again
+        if (isDir(top.stat)) throw fsError('EISDIR', 'open', p);
+        const file = await upper.openFile(layerPath(p), flags & PASS_FLAGS);
+        return this.addHandle({ file, layer: 0, path: p });
+      }
+    }
+    const r = await this.resolve(p);
     const top = winner(r)!;
     const file = await this.layers[top.layer].open(layerPath(r.path), fsc.O_RDONLY | (flags & fsc.O_NONBLOCK));
+    return this.addHandle({ file, layer: top.layer, path: p, origin: top.layer > 0 || !this.upper ? entryKey(top) : undefined });
+  }
+
+  private addHandle(h: Handle): number {
     const fh = this.nextFh++;
-    this.files.set(fh, file);
+    this.files.set(fh, h);
     return fh;
   }
 
+  private handle(fh: number, op: string): Handle {
+    const h = this.files.get(fh);
+    if (h === undefined) throw fsError('EBADF', op);
+    return h;
+  }
+
+  private upperFile(fh: number, op: string): UpperFile {
+    const h = this.handle(fh, op);
+    if (h.layer !== 0 || this.upper === undefined) throw fsError('EBADF', op);
+    return h.file as UpperFile;
+  }
+
   async read(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
-    const file = this.files.get(fh);
-    if (file === undefined) throw fsError('EBADF', 'read');
+    const h = this.handle(fh, 'read');
+    if (h.origin !== undefined && this.copiedOrigins.has(h.origin)) await this.followCopyUp(h);
     let done = 0;
     // Short reads only at end of file: the kernel treats a short read as EOF.
     while (done < length) {
-      const n = await file.read(buf, done, length - done, position + done);
+      const n = await h.file.read(buf, done, length - done, position + done);
       if (n === 0) break;
       done += n;
     }
     return done;
   }
 
+  /**
+   * A read-only handle opened on a lower file that has since been copied up
+   * reads the upper copy from then on (as the kernel does since 4.19), so it
+   * sees writes made through other handles.
+   */
+  private async followCopyUp(h: Handle): Promise<void> {
+    h.origin = undefined;
+    try {
+      const r = await this.resolve(h.path);
+      const top = winner(r)!;
+      if (top.layer !== 0 || !isReg(top.stat)) return;
+      const file = await this.upper!.openFile(layerPath(h.path), fsc.O_RDONLY);
+      const old = h.file;
+      h.file = file;
+      h.layer = 0;
+      await old.close();
+    } catch (err) {
+      if (!hasCode(err, 'ENOENT', 'ENOTDIR')) throw err;
+    }
+  }
+
+  /** fstat(2) of an open file whose name is gone (unlinked while open). */
+  async fgetattr(fh: number): Promise<Stat> {
+    const h = this.handle(fh, 'fstat');
+    const f = h.file as Partial<UpperFile>;
+    if (typeof f.stat !== 'function') throw fsError('EBADF', 'fstat');
+    const st = await f.stat();
+    const ino = (h.layer === 0 ? this.stableIno.get(devIno(st)) : undefined) ?? this.inodes.of({ layer: h.layer, stat: st });
+    return { ...st, ino };
+  }
+
+  /** ftruncate(2) and friends on an open file whose name is gone. */
+  async fsetattr(fh: number, a: SetAttr): Promise<Stat> {
+    const f = this.upperFile(fh, 'fsetattr');
+    if (a.mode !== undefined || a.uid !== undefined || a.gid !== undefined || a.atime !== undefined || a.mtime !== undefined) {
+      throw fsError('ENOENT', 'fsetattr');
+    }
+    if (a.size !== undefined) await f.truncate(a.size);
+    return this.fgetattr(fh);
+  }
+
+  async write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
+    const f = this.upperFile(fh, 'write');
+    let done = 0;
+    while (done < length) done += await f.write(buf, done, length - done, position + done);
+    return done;
+  }
+
+  async fsync(fh: number, datasync: boolean): Promise<void> {
+    const h = this.handle(fh, 'fsync');
+    if (h.layer === 0 && this.upper !== undefined) await (h.file as UpperFile).fsync(datasync);
+  }
+
+  async fallocate(fh: number, mode: number, offset: number, length: number): Promise<void> {
+    await this.upperFile(fh, 'fallocate').fallocate(mode, offset, length);
+  }
+
   async release(fh: number): Promise<void> {
-    const file = this.files.get(fh);
-    if (file === undefined) throw fsError('EBADF', 'release');
+    const h = this.handle(fh, 'release');
     this.files.delete(fh);
-    await file.close();
+    await h.file.close();
   }
 
   get openFiles(): number {
@@ -159,6 +348,8 @@ export class Overlay {
     // The kernel reports the upper layer's filesystem, or the top lower's.
     return this.layers[0].statfs(layerPath(mergedPath('/')));
   }
+
+  // ---- xattrs ----------------------------------------------------------------
 
   async getxattr(path: string, name: string): Promise<Buffer> {
     if (isPrivateXattr(name)) throw fsError('ENODATA', 'getxattr', path);
@@ -174,6 +365,404 @@ export class Overlay {
     return names.filter((n) => !isPrivateXattr(n));
   }
 
+  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    const p = mergedPath(path);
+    // The overlay's own markers cannot be forged or removed through the mount.
+    if (isPrivateXattr(name)) throw fsError('EOPNOTSUPP', 'setxattr', p);
+    await this.onUpper('setxattr', p, (upper, lp) => upper.setxattr(lp, name, value, flags));
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    const p = mergedPath(path);
+    if (isPrivateXattr(name)) throw fsError('EOPNOTSUPP', 'removexattr', p);
+    this.writable('removexattr', p);
+    // Removing what is not there fails without a copy-up (as in the kernel).
+    const r = await this.resolve(p);
+    const top = winner(r)!;
+    if (top.layer !== 0) await this.layers[top.layer].getxattr(layerPath(p), name);
+    await this.onUpper('removexattr', p, (upper, lp) => upper.removexattr(lp, name));
+  }
+
+  // ---- attributes --------------------------------------------------------------
+
+  async setattr(path: string, a: SetAttr, fh?: number): Promise<Stat> {
+    const p = mergedPath(path);
+    await this.onUpper('setattr', p, async (upper, lp, st) => {
+      if (a.size !== undefined) {
+        if (isDir(st)) throw fsError('EISDIR', 'truncate', p);
+        const h = fh !== undefined ? this.files.get(fh) : undefined;
+        if (h !== undefined && h.layer === 0) await (h.file as UpperFile).truncate(a.size);
+        else await upper.truncate(lp, a.size);
+      }
+      if (a.uid !== undefined || a.gid !== undefined) await upper.chown(lp, a.uid ?? -1, a.gid ?? -1);
+      if (a.mode !== undefined) {
+        if (isSymlink(st)) throw fsError('EOPNOTSUPP', 'chmod', p);
+        await upper.chmod(lp, a.mode & 0o7777);
+      }
+      if (a.atime !== undefined || a.mtime !== undefined) await upper.utimens(lp, a.atime ?? 'omit', a.mtime ?? 'omit');
+    });
+    return this.getattr(p);
+  }
+
+  /**
+   * Copies the object at p up (outside the lock), then runs fn on its upper
+   * copy with the lock held; retries if the path changed in between.
+   */
+  private async onUpper(op: string, p: MergedPath, fn: (upper: UpperLayer, lp: LayerPath, st: Stat) => Promise<void>): Promise<void> {
+    const upper = this.writable(op, p);
+    for (;;) {
+      await this.copyUp!.ensure(p);
+      const done = await this.lock.run(async () => {
+        const top = winner(await this.resolve(p))!;
+        if (top.layer !== 0) return false;
+        await fn(upper, layerPath(p), top.stat);
+        return true;
+      });
+      if (done) return;
+    }
+  }
+
+  // ---- namespace ---------------------------------------------------------------
+
+  async mkdir(path: string, mode: number, caller: Caller): Promise<Stat> {
+    return this.createNode('mkdir', path, S_IFDIR | (mode & 0o7777), caller, (upper, loc) => upper.mkdir(loc, 0o700));
+  }
+
+  async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<Stat> {
+    if ((mode & S_IFMT) === S_IFDIR) throw fsError('EINVAL', 'mknod', path);
+    const type = (mode & S_IFMT) === 0 ? S_IFREG : mode & S_IFMT;
+    return this.createNode('mknod', path, type | (mode & 0o7777), caller, (upper, loc) => upper.mknod(loc, type | 0o600, rdev));
+  }
+
+  async symlink(target: string, path: string, caller: Caller): Promise<Stat> {
+    return this.createNode('symlink', path, S_IFLNK | 0o777, caller, (upper, loc) => upper.symlink(target, loc));
+  }
+
+  /** create(2): a new regular file, opened. */
+  async create(path: string, flags: number, mode: number, caller: Caller): Promise<{ fh: number; stat: Stat }> {
+    let file: UpperFile | undefined;
+    try {
+      const stat = await this.createNode('create', path, S_IFREG | (mode & 0o7777), caller, async (upper, loc) => {
+        file = await upper.openFile(loc, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o600);
+      });
+      const fh = this.addHandle({ file: file!, layer: 0, path: mergedPath(path) });
+      if (flags & fsc.O_TRUNC) await file!.truncate(0);
+      return { fh, stat };
+    } catch (err) {
+      await file?.close().catch(() => undefined);
+      if (hasCode(err, 'EEXIST') && !(flags & fsc.O_EXCL)) {
+        // Lost a race with another creator: open what is there, as open(2) would.
+        return { fh: await this.open(path, flags & ~fsc.O_CREAT), stat: await this.getattr(path) };
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Creates a new object at path: built in the work directory by make(), given
+   * its owner and mode there, then renamed into place. Over a whiteout in the
+   * upper layer the rename replaces it, and a directory made there becomes
+   * opaque (the kernel's rule), so lower content of the old name stays hidden.
+   */
+  private async createNode(
+    op: string,
+    path: string,
+    mode: number,
+    caller: Caller,
+    make: (upper: UpperLayer, loc: Loc) => Promise<void>,
+  ): Promise<Stat> {
+    const p = mergedPath(path);
+    const upper = this.writable(op, p);
+    const name = baseName(p);
+    if (isWhiteoutName(name)) throw fsError('EPERM', op, p, `names starting with '.wh.' are reserved`);
+    await this.lock.run(async () => {
+      const parent = await this.parentDirLocked(op, p);
+      const existing = await resolveChild(this.layers, parent, name);
+      if (existing.entries.length > 0) throw fsError('EEXIST', op, p);
+      const pst = winner(parent)!.stat;
+      const setgidDir = (pst.mode & S_ISGID) !== 0;
+      const dir = (mode & S_IFMT) === S_IFDIR;
+      await this.place(layerChild(layerPath(parent.path), name), existing, dir, async (loc) => {
+        await make(upper, loc);
+        if (this.privileged) await upper.chown(loc, caller.uid, setgidDir ? pst.gid : caller.gid);
+        // After chown, which clears set-id bits; umask was applied by the kernel.
+        if ((mode & S_IFMT) !== S_IFLNK) await upper.chmod(loc, (mode & 0o7777) | (dir && setgidDir ? S_ISGID : 0));
+      });
+    });
+    return this.getattr(p);
+  }
+
+  /**
+   * Renames a prepared work object into the upper at lp. `existing` is the
+   * merged resolution of the name, which must be absent in the merged view.
+   */
+  private async place(lp: LayerPath, existing: Resolution, dir: boolean, build: (loc: Loc) => Promise<void>): Promise<void> {
+    const upper = this.upper!;
+    const overWhiteout = existing.stop?.kind === 'whiteout' && existing.stop.layer === 0 && existing.stop.form !== 'wh-file';
+    const tmp = { work: this.tmpName() };
+    let inWork = true;
+    try {
+      await build(tmp);
+      if (dir && overWhiteout) await this.markers!.setOpaque(tmp);
+      if (!overWhiteout) {
+        await upper.rename(tmp, lp, RENAME_NOREPLACE);
+        inWork = false;
+      } else if (!dir) {
+        await upper.rename(tmp, lp, 0); // atomically replaces the whiteout
+        inWork = false;
+      } else {
+        // rename(2) cannot put a directory over a non-directory: swap, then
+        // drop the whiteout, which is now in the work directory.
+        await upper.rename(tmp, lp, RENAME_EXCHANGE);
+      }
+    } finally {
+      if (inWork) await upper.rmtree(tmp).catch(() => undefined);
+    }
+    if (existing.stop?.kind === 'whiteout' && existing.stop.layer === 0 && existing.stop.form === 'wh-file') {
+      // An OCI marker in the upper: the kernel cannot read it, so a directory
+      // put here is made opaque in its form, and the marker goes.
+      if (dir) await this.markers!.setOpaque(lp);
+      await upper.unlink(layerChild(layerPath(parentOf(mergedPath('/' + lp))), '.wh.' + baseName(lp))).catch(() => undefined);
+    }
+  }
+
+  async link(from: string, to: string): Promise<Stat> {
+    const src = mergedPath(from);
+    const dst = mergedPath(to);
+    const upper = this.writable('link', dst);
+    const name = baseName(dst);
+    if (isWhiteoutName(name)) throw fsError('EPERM', 'link', dst, `names starting with '.wh.' are reserved`);
+    for (;;) {
+      const s = winner(await this.resolve(src))!;
+      if (isDir(s.stat)) throw fsError('EPERM', 'link', src);
+      await this.copyUp!.ensure(src);
+      const done = await this.lock.run(async () => {
+        const top = winner(await this.resolve(src))!;
+        if (top.layer !== 0) return false;
+        const parent = await this.parentDirLocked('link', dst);
+        const existing = await resolveChild(this.layers, parent, name);
+        if (existing.entries.length > 0) throw fsError('EEXIST', 'link', dst);
+        await this.place(layerPath(dst), existing, false, (loc) => upper.link(layerPath(src), loc));
+        return true;
+      });
+      if (done) return this.getattr(dst);
+    }
+  }
+
+  async unlink(path: string): Promise<void> {
+    await this.remove('unlink', mergedPath(path), false);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    await this.remove('rmdir', mergedPath(path), true);
+  }
+
+  /**
+   * unlink/rmdir: the upper part goes, and a whiteout takes its place when a
+   * lower layer still has the name. A directory must be empty in the merged
+   * view; its upper copy may still hold whiteouts, so it is swapped with the
+   * new whiteout (or moved to the work directory) in one rename and removed
+   * there.
+   */
+  private async remove(op: 'unlink' | 'rmdir', p: MergedPath, dir: boolean): Promise<void> {
+    const upper = this.writable(op, p);
+    if (p === '/') throw fsError('EBUSY', op, p);
+    await this.lock.run(async () => {
+      const parent = await this.parentDirLocked(op, p);
+      const name = baseName(p);
+      const r = await resolveChild(this.layers, parent, name);
+      const top = winner(r);
+      if (top === undefined) throw fsError('ENOENT', op, p);
+      if (dir && !isDir(top.stat)) throw fsError('ENOTDIR', op, p);
+      if (!dir && isDir(top.stat)) throw fsError('EISDIR', op, p);
+      if (dir && (await readMergedDir(this.layers, r)).length > 0) throw fsError('ENOTEMPTY', op, p);
+      const lp = layerPath(p);
+      const parentLp = layerPath(parent.path);
+      const needWhiteout = await this.lowerHas(parent, name);
+      if (top.layer !== 0) {
+        // Only in lower layers: hide it.
+        await this.markers!.makeWhiteout(lp, parentLp);
+        return;
+      }
+      if (needWhiteout) {
+        const tmp = { work: this.tmpName() };
+        await this.markers!.makeWhiteout(tmp, parentLp);
+        if (dir) {
+          await upper.rename(tmp, lp, RENAME_EXCHANGE);
+          await upper.rmtree(tmp);
+        } else {
+          await upper.rename(tmp, lp, 0);
+        }
+        return;
+      }
+      if (!dir) {
+        await upper.unlink(lp);
+        return;
+      }
+      try {
+        await upper.rmdir(lp);
+      } catch (err) {
+        if (!hasCode(err, 'ENOTEMPTY', 'EEXIST')) throw err;
+        // Holds only markers: move it out in one step, then clear it.
+        const tmp = { work: this.tmpName() };
+        await upper.rename(lp, tmp, 0);
+        await upper.rmtree(tmp);
+      }
+    });
+  }
+
+  /**
+   * rename(2)/renameat2(2). Files are copied up and renamed in the upper
+   * layer; a whiteout is left at the old name when a lower layer still has it.
+   * A directory with lower content cannot move without redirects: EXDEV, as
+   * in the kernel without redirect_dir (mv then copies).
+   */
+  async rename(from: string, to: string, flags: number): Promise<void> {
+    const src = mergedPath(from);
+    const dst = mergedPath(to);
+    const upper = this.writable('rename', src);
+    if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) || (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE)) {
+      throw fsError('EINVAL', 'rename', src);
+    }
+    const exchange = (flags & RENAME_EXCHANGE) !== 0;
+    if (isWhiteoutName(baseName(dst)) || (exchange && isWhiteoutName(baseName(src)))) {
+      throw fsError('EPERM', 'rename', dst, `names starting with '.wh.' are reserved`);
+    }
+    if (src === '/' || dst === '/') throw fsError('EBUSY', 'rename', src);
+    for (;;) {
+      // Copy-ups first, outside the lock; the locked part re-checks them.
+      const s = winner(await this.resolve(src))!;
+      if (!isDir(s.stat)) await this.copyUp!.ensure(src);
+      if (exchange) {
+        const d = winner(await this.resolve(dst))!;
+        if (!isDir(d.stat)) await this.copyUp!.ensure(dst);
+      }
+      const done = await this.lock.run(() => this.renameLocked(upper, src, dst, flags));
+      if (done) return;
+    }
+  }
+
+  private async renameLocked(upper: UpperLayer, src: MergedPath, dst: MergedPath, flags: number): Promise<boolean> {
+    const exchange = (flags & RENAME_EXCHANGE) !== 0;
+    const sParent = await this.parentDirLocked('rename', src);
+    const dParent = await this.parentDirLocked('rename', dst);
+    const sName = baseName(src);
+    const dName = baseName(dst);
+    const rs = await resolveChild(this.layers, sParent, sName);
+    const s = winner(rs);
+    if (s === undefined) throw fsError('ENOENT', 'rename', src);
+    const rd = await resolveChild(this.layers, dParent, dName);
+    const d = winner(rd);
+    if (exchange && d === undefined) throw fsError('ENOENT', 'rename', dst);
+    if (flags & RENAME_NOREPLACE && d !== undefined) throw fsError('EEXIST', 'rename', dst);
+    const sDir = isDir(s.stat);
+    if (sDir ? rs.entries.some((e) => e.layer !== 0) : s.layer !== 0) {
+      if (sDir) throw fsError('EXDEV', 'rename', src);
+      return false; // copy-up raced with another change: again
+    }
+    const sLp = layerPath(src);
+    const dLp = layerPath(dst);
+    if (src === dst) return true;
+
+    if (exchange) {
+      const dDir = isDir(d!.stat);
+      if (dDir ? rd.entries.some((e) => e.layer !== 0) : d!.layer !== 0) {
+        if (dDir) throw fsError('EXDEV', 'rename', dst);
+        return false;
+      }
+      await upper.rename(sLp, dLp, RENAME_EXCHANGE);
+      // A directory arriving where a lower layer has the name must not merge with it.
+      if (sDir && (await this.lowerHas(dParent, dName))) await this.markers!.setOpaque(dLp);
+      if (dDir && (await this.lowerHas(sParent, sName))) await this.markers!.setOpaque(sLp);
+      return true;
+    }
+
+    const dOverWhiteout = d === undefined && rd.stop?.kind === 'whiteout' && rd.stop.layer === 0 && rd.stop.form !== 'wh-file';
+    if (d !== undefined) {
+      const dDir = isDir(d.stat);
+      if (sDir && !dDir) throw fsError('ENOTDIR', 'rename', dst);
+      if (!sDir && dDir) throw fsError('EISDIR', 'rename', dst);
+      if (dDir && (await readMergedDir(this.layers, rd)).length > 0) throw fsError('ENOTEMPTY', 'rename', dst);
+      // Two names of one file: rename(2) does nothing.
+      if (!dDir && d.layer === 0 && d.stat.ino === s.stat.ino && d.stat.dev === s.stat.dev) return true;
+      if (dDir && d.layer === 0) await this.emptyUpperDir(dLp);
+    }
+    const sNeedsWhiteout = await this.lowerHas(sParent, sName);
+    // A directory moved over a name a lower layer has must be opaque there.
+    if (sDir && (dOverWhiteout || (await this.lowerHas(dParent, dName)))) await this.markers!.setOpaque(sLp);
+    if (dOverWhiteout && sDir) {
+      // A directory cannot replace a non-directory: swap with the whiteout,
+      // which then sits at the old name, where it is kept if needed.
+      await upper.rename(sLp, dLp, RENAME_EXCHANGE);
+      if (!sNeedsWhiteout) await upper.unlink(sLp);
+      return true;
+    }
+    if (!sNeedsWhiteout) {
+      await upper.rename(sLp, dLp, 0);
+      return true;
+    }
+    if (this.markers!.config.whiteout === 'chardev') {
+      await upper.rename(sLp, dLp, RENAME_WHITEOUT);
+    } else {
+      await upper.rename(sLp, dLp, 0);
+      await this.markers!.makeWhiteout(sLp, layerPath(sParent.path));
+    }
+    return true;
+  }
+
+  /**
+   * Makes an upper directory that is empty in the merged view (it may hold
+   * whiteouts) really empty, in one step: an empty opaque directory is
+   * swapped in and the old one removed from the work directory.
+   */
+  private async emptyUpperDir(lp: LayerPath): Promise<void> {
+    const upper = this.upper!;
+    if ((await upper.readdir(lp)).length === 0) return;
+    const st = await upper.lstat(lp);
+    const tmp = { work: this.tmpName() };
+    await upper.mkdir(tmp, 0o700);
+    try {
+      if (this.privileged) await upper.chown(tmp, st.uid, st.gid);
+      await upper.chmod(tmp, st.mode & 0o7777);
+      await this.markers!.setOpaque(tmp);
+      await upper.rename(tmp, lp, RENAME_EXCHANGE);
+    } finally {
+      await upper.rmtree(tmp);
+    }
+  }
+
+  /**
+   * Whether a lower layer under `parent` has `name` (a whiteout at the name
+   * would hide it again, so a new whiteout is needed exactly then). The
+   * kernel's ovl_lower_positive().
+   */
+  private async lowerHas(parent: Resolution, name: string): Promise<boolean> {
+    const lowers = parent.entries.filter((e) => e.layer !== 0);
+    if (lowers.length === 0) return false;
+    const r = await resolveChild(this.layers, { ...parent, entries: lowers }, name);
+    return r.entries.length > 0;
+  }
+
+  /**
+   * The parent directory of p, copied up (with its own parents). Lock held.
+   * ENOENT/ENOTDIR when it is missing or not a directory.
+   */
+  private async parentDirLocked(op: string, p: MergedPath): Promise<Resolution> {
+    const parent = parentOf(p);
+    await this.resolve(parent); // ENOENT / ENOTDIR for the path itself
+    const r = await this.copyUp!.dirsLocked(parent);
+    const top = winner(r);
+    if (top === undefined) throw fsError('ENOENT', op, p);
+    if (!isDir(top.stat)) throw fsError('ENOTDIR', op, p);
+    return r;
+  }
+
+  /** The upper layer, or EROFS on a read-only mount. */
+  private writable(op: string, path: string): UpperLayer {
+    if (this.upper === undefined) throw fsError('EROFS', op, path);
+    return this.upper;
+  }
+
   /** The answer to every modifying operation on a read-only mount. */
   refuseWrite(op: string, path: string): never {
     throw fsError('EROFS', op, path);
@@ -183,6 +772,6 @@ export class Overlay {
   async close(): Promise<void> {
     const files = [...this.files.values()];
     this.files.clear();
-    await Promise.allSettled(files.map((f) => f.close()));
+    await Promise.allSettled(files.map((f) => f.file.close()));
   }
 }

@@ -1,21 +1,23 @@
-// Serving a mount: build the layers and the overlay, mount through fuse-native,
-// report readiness, and end cleanly on SIGTERM/SIGINT/SIGHUP, `layerfs umount`
-// or a plain umount(8).
+// Serving a mount: build the layers and the overlay, open /dev/fuse, mount(2)
+// it, answer requests until the mount ends, and end cleanly on
+// SIGTERM/SIGINT/SIGHUP, `layerfs umount` or a plain umount(8).
 //
 // Order matters:
-//   1. the overlay is opened (every layer root read) before mounting, so a bad
-//      layer fails with nothing mounted;
+//   1. the overlay is opened (every layer root read, the work directory
+//      cleared and probed) before mounting, so a bad layer fails with nothing
+//      mounted;
 //   2. readiness is reported only when the kernel's INIT has been answered, so
 //      the mount is live when `layerfs mount` returns;
-//   3. the end of the mount is noticed by watching this namespace's mount table
-//      (poll on /proc/self/mountinfo), since libfuse does not tell fuse-native.
+//   3. the end of the mount is the end of the FUSE connection: read(2) on
+//      /dev/fuse fails with ENODEV once the kernel drops it.
+import { closeSync, openSync } from 'fs';
 import * as path from 'path';
 import { Overlay } from '../core/overlay';
-import { fuseClass, fuseOps } from '../fuse/adapter';
-import { loadFuseNative } from '../fuse/libfuse';
-import { HostLayer } from '../layers/host';
+import { FuseSession } from '../fuse/session';
+import { HostLayer, HostUpperLayer } from '../layers/host';
 import { native } from '../native';
-import { mountAt, readMountinfo } from './mountinfo';
+import type { Layer } from '../core/layer';
+import { mountAt } from './mountinfo';
 import type { MountOptions } from './options';
 import { unmount } from './unmount';
 import type { MountSpec } from './validate';
@@ -32,55 +34,81 @@ export interface Served {
 
 export const FUSE_SUBTYPE = 'layerfs';
 
-/** The option string handed to libfuse. */
-export function libfuseOptions(o: MountOptions, isRoot: boolean): string[] {
-  // nonempty: libfuse 2 refuses a non-empty mountpoint, the kernel does not.
-  const opts = ['use_ino', 'nonempty', `subtype=${FUSE_SUBTYPE}`, `fsname=${(o.fsname ?? 'layerfs').replace(/[,\\\s]/g, '_')}`];
-  if (o.allowOther ?? isRoot) opts.push('allow_other');
-  if (o.defaultPermissions ?? isRoot) opts.push('default_permissions');
-  // The write path is not implemented yet: every mount is read-only (see Overlay).
-  opts.push('ro');
-  // libfuse 2 defaults to nodev,nosuid; kernel overlayfs to dev,suid. Match the kernel as root.
-  const flags = new Set(o.mountFlags);
-  if (isRoot && !flags.has('nodev')) flags.add('dev');
-  if (isRoot && !flags.has('nosuid')) flags.add('suid');
-  return [...opts, ...flags];
+/** mount(2) flags and the FUSE mount data string for these options. */
+export function fuseMountArgs(o: MountOptions, fd: number, readOnly: boolean): { flags: number; data: string } {
+  const n = native();
+  const isRoot = process.geteuid?.() === 0;
+  let flags = 0;
+  // Kernel overlayfs defaults to dev,suid; so does a layerfs mount by root.
+  for (const f of o.mountFlags) {
+    if (f === 'nodev') flags |= n.MS_NODEV;
+    else if (f === 'dev') flags &= ~n.MS_NODEV;
+    else if (f === 'nosuid') flags |= n.MS_NOSUID;
+    else if (f === 'suid') flags &= ~n.MS_NOSUID;
+    else if (f === 'noexec') flags |= n.MS_NOEXEC;
+    else if (f === 'exec') flags &= ~n.MS_NOEXEC;
+    else if (f === 'sync') flags |= n.MS_SYNCHRONOUS;
+    else if (f === 'async') flags &= ~n.MS_SYNCHRONOUS;
+    else if (f === 'noatime') flags |= n.MS_NOATIME;
+    else if (f === 'atime') flags &= ~n.MS_NOATIME;
+    else if (f === 'dirsync') flags |= n.MS_DIRSYNC;
+  }
+  if (readOnly) flags |= n.MS_RDONLY;
+  const data = [`fd=${fd}`, 'rootmode=40000', `user_id=${process.geteuid?.() ?? 0}`, `group_id=${process.getegid?.() ?? 0}`];
+  if (o.allowOther ?? isRoot) data.push('allow_other');
+  if (o.defaultPermissions ?? isRoot) data.push('default_permissions');
+  return { flags, data: data.join(',') };
 }
 
 export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Promise<Served> {
-  const isRoot = process.geteuid?.() === 0;
-  const layers: HostLayer[] = [];
+  const layers: Layer[] = [];
   const names: string[] = [];
-  if (spec.upperdir !== undefined) {
-    layers.push(new HostLayer(spec.upperdir));
+  let upper: HostUpperLayer | undefined;
+  if (spec.upperdir !== undefined && !o.ro) {
+    upper = new HostUpperLayer(spec.upperdir, path.join(spec.workdir!, 'work'));
+    layers.push(upper);
     names.push('upper');
   }
   spec.lowerdirs.forEach((l, i) => {
     layers.push(new HostLayer(l));
     names.push(`lower${i + 1}`);
   });
-  const ov = await Overlay.open({ layers, layerNames: names, hasUpper: spec.upperdir !== undefined });
-  if (spec.upperdir !== undefined) {
-    log.info('the write path (copy-up, whiteouts) is not implemented yet: serving this mount read-only');
-  }
+  const ov = await Overlay.open({ layers, layerNames: names, upper, userxattr: o.userxattr, volatile: o.volatile });
   for (const ig of o.ignored) log.info(`option '${ig}' accepted; it has no effect on a layerfs mount`);
-  names.forEach((n, i) => log.info(`${n}: ${layers[i].root}`));
+  names.forEach((n, i) => log.info(`${n}: ${(layers[i] as HostLayer).root}`));
+  if (upper !== undefined) log.info(`work directory: ${upper.workRoot}`);
+  const mc = ov.markerConfig;
+  if (mc !== undefined) {
+    log.info(
+      `whiteouts written as ${mc.whiteout === 'chardev' ? 'character devices 0/0' : `zero-size files with ${mc.xattrNs}.overlay.whiteout in ${mc.xattrNs}.overlay.opaque=x directories (mknod refused)`}; opaque directories as ${mc.xattrNs}.overlay.opaque=y`,
+    );
+  } else {
+    log.info('read-only mount: no upper layer');
+  }
   log.info(`inode numbers: ${ov.samefs ? 'all layers on one filesystem, real st_ino passed through' : 'layers on several filesystems, st_ino = layer-filesystem index << 48 | real st_ino'}`);
 
-  const Fuse = loadFuseNative();
-  const onUnexpected = (op: string, p: string, err: unknown) =>
-    log.error(`internal error in ${op} '${p}': ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
-  const fuseOpts = libfuseOptions(o, isRoot);
-  log.info(`libfuse options: ${fuseOpts.join(',')}`);
-  const Cls = fuseClass(Fuse, ov, fuseOpts, onUnexpected);
-  const fuse = new Cls(spec.mountpoint, fuseOps(ov, onUnexpected), { timeout: false });
-
-  await new Promise<void>((resolve, reject) => {
-    fuse.mount((err) => (err ? reject(new Error(`mounting on '${spec.mountpoint}' failed: ${err.message}`)) : resolve()));
+  const fd = openSync('/dev/fuse', 'r+');
+  const { flags, data } = fuseMountArgs(o, fd, ov.readOnly);
+  const source = (o.fsname ?? 'layerfs').replace(/[\s]/g, '_');
+  log.info(`mount(2): type fuse.${FUSE_SUBTYPE}, data ${data}, flags 0x${flags.toString(16)}`);
+  try {
+    native().mount(source, spec.mountpoint, `fuse.${FUSE_SUBTYPE}`, flags, data);
+  } catch (err) {
+    closeSync(fd);
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EPERM') throw new Error(`mounting on '${spec.mountpoint}' needs root (mounting through fusermount3 is not supported yet)`);
+    throw new Error(`mounting on '${spec.mountpoint}' failed: ${e.message}`);
+  }
+  const session = new FuseSession(fd, ov, {
+    entryTimeout: 0,
+    attrTimeout: 0,
+    negativeTimeout: 0,
+    onUnexpected: (op, p, err) => log.error(`internal error in ${op} '${p}': ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
   });
+  session.start();
+  await Promise.race([session.initialized, session.ended.then((why) => Promise.reject(new Error(`mount ended before INIT: ${why}`)))]);
   const mine = mountAt(spec.mountpoint);
-  if (mine === undefined) throw new Error(`mount on '${spec.mountpoint}' did not appear in /proc/self/mountinfo`);
-  log.info(`mounted on ${spec.mountpoint} (mount id ${mine.id})`);
+  log.info(`mounted on ${spec.mountpoint}${mine ? ` (mount id ${mine.id})` : ''}`);
 
   let finish!: (status: number) => void;
   const ended = new Promise<number>((r) => (finish = r));
@@ -88,13 +116,17 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
   const end = (status: number, why: string) => {
     if (ending) return;
     ending = true;
-    stopWatching();
     log.info(`mount on ${spec.mountpoint} ended: ${why}`);
-    ov.close().finally(() => finish(status));
+    ov.close().finally(() => {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
+      finish(status);
+    });
   };
-  const stopWatching = native().watchMountinfo(() => {
-    if (!readMountinfo().some((m) => m.id === mine.id)) end(0, 'unmounted');
-  });
+  void session.ended.then((why) => end(0, why));
   const onSignal = (sig: NodeJS.Signals) => {
     try {
       // Detach even when busy: on a signal the daemon is going away regardless,

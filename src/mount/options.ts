@@ -21,10 +21,12 @@ export interface MountOptions {
   /** `ro` was asked for. */
   ro: boolean;
   userxattr: boolean;
+  /** Copied-up data is not fsynced (the kernel's `volatile`). */
+  volatile: boolean;
   allowOther?: boolean;
   defaultPermissions?: boolean;
   fsname?: string;
-  /** Mount flags handed to the kernel through libfuse (nodev, nosuid, noatime, ...). */
+  /** Mount flags handed to mount(2) (nodev, nosuid, noatime, ...). */
   mountFlags: string[];
   /** Accepted for compatibility, with no effect on a FUSE mount (reported in --verbose). */
   ignored: string[];
@@ -60,7 +62,7 @@ export function unescape(s: string): string {
   return out;
 }
 
-/** Standard mount(8) flags that libfuse 2 passes to the kernel as mount flags. */
+/** Standard mount(8) flags that become mount(2) flags. */
 const KERNEL_FLAGS = new Set(['dev', 'nodev', 'suid', 'nosuid', 'exec', 'noexec', 'async', 'sync', 'atime', 'noatime', 'dirsync']);
 
 /** Standard mount(8) options with no meaning for a FUSE overlay, or defaults. */
@@ -71,7 +73,7 @@ const NO_EFFECT = new Set([
   // kernel overlayfs and fuse-overlayfs options whose "off" form is what layerfs does
   'index=off', 'metacopy=off', 'nfs_export=off', 'redirect_dir=off', 'redirect_dir=nofollow',
   'xino=off', 'xino=auto', 'xino=on', 'uuid=off', 'uuid=null', 'uuid=auto', 'uuid=on',
-  'verity=off', 'fsync=1', 'noacl', 'threaded=0', 'threaded=1',
+  'verity=off', 'fsync=1', 'fsync', 'fsync=auto', 'fsync=strict', 'noacl', 'threaded=0', 'threaded=1',
 ]);
 
 /** Recognised options that layerfs does not implement: a clear error, not a silent ignore. */
@@ -86,7 +88,7 @@ const UNSUPPORTED: Record<string, string> = {
 };
 
 export function parseMountOptions(optionStrings: string[], source?: string): MountOptions {
-  const o: MountOptions = { lowerdirs: [], ro: false, userxattr: false, mountFlags: [], ignored: [] };
+  const o: MountOptions = { lowerdirs: [], ro: false, userxattr: false, volatile: false, mountFlags: [], ignored: [] };
   let lowerGiven = false;
   for (const str of optionStrings) {
     for (const raw of splitEscaped(str, ',')) {
@@ -140,9 +142,7 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
           o.fsname = unescape(need());
           break;
         case 'volatile':
-        case 'fsync':
-          // No fsync on the upper: layerfs does not fsync copy-ups yet, so this is the behaviour either way.
-          o.ignored.push(raw);
+          o.volatile = true;
           break;
         default:
           if (KERNEL_FLAGS.has(raw)) {

@@ -36,7 +36,7 @@ describe('overlay over host directories', () => {
     const ov = await Overlay.open({
       layers: ['top', 'mid', 'bottom'].map((l) => new HostLayer(path.join(base, l))),
       layerNames: ['lower1', 'lower2', 'lower3'],
-      hasUpper: false,
+      
     });
     const ls = async (p: string) => (await ov.readdir(p)).map((e) => e.name).sort();
     expect(await ls('/')).toEqual(['etc', 'link', 'opt', 'usr', 'var']);

@@ -5,7 +5,7 @@ import { Overlay } from '../../src/core/overlay';
 import { MemoryLayer } from '../../src/layers/memory';
 
 async function overlay(...layers: MemoryLayer[]): Promise<Overlay> {
-  return Overlay.open({ layers, layerNames: layers.map((_, i) => `lower${i + 1}`), hasUpper: false });
+  return Overlay.open({ layers, layerNames: layers.map((_, i) => `lower${i + 1}`) });
 }
 
 async function names(ov: Overlay, p: string): Promise<string[]> {

@@ -1,0 +1,228 @@
+// Copy-up: making a lower object an upper one, the way kernel overlayfs does
+// (overlay-semantics.md, "Copy-up"), so that a crash at any point leaves either
+// the old state or the new one:
+//   1. the parent directories are copied up first, top-down;
+//   2. the copy is built in the work directory under a temporary name: data
+//      (holes kept), then xattrs (writing data clears security.capability, so
+//      xattrs come after it), then owner, then mode (chown clears set-id bits,
+//      so mode comes after it), then times;
+//   3. it is renamed into place (RENAME_NOREPLACE), and the parent's times are
+//      restored, so the copy-up itself is not visible as a change.
+// The data of a regular file is copied WITHOUT holding the namespace lock, so
+// a copy-up of a large file does not stall other operations; the commit
+// (step 3) takes the lock and first checks that the path still resolves to the
+// object that was copied. Concurrent copy-ups of one path share one job.
+import { constants as fsc } from 'fs';
+import { hasCode } from './errors';
+import type { Layer, LayerFile, Loc, SeekableFile, UpperFile, UpperLayer } from './layer';
+import type { Mutex } from './lock';
+import { winner, type LayerEntry, type Resolution } from './lookup';
+import { components, layerPath, mergedPath, parentOf, type LayerPath, type MergedPath } from './paths';
+import { isDir, isReg, isSymlink, type Stat } from './stat';
+import { isPrivateXattr } from './whiteout';
+
+export interface CopyUpHost {
+  readonly layers: readonly Layer[];
+  readonly upper: UpperLayer;
+  readonly lock: Mutex;
+  /** Whether owners can be set (the daemon runs privileged). */
+  readonly privileged: boolean;
+  /** fsync copied data before it is renamed into place (off with `volatile`). */
+  readonly syncData: boolean;
+  resolve(path: MergedPath): Promise<Resolution>;
+  tmpName(): string;
+  /** Called once the copy of `from` is in place as `upper`. */
+  copiedUp(path: MergedPath, from: LayerEntry, upper: Stat): void;
+}
+
+const CHUNK = 1 << 20;
+
+function sameObject(a: LayerEntry, b: LayerEntry): boolean {
+  return a.layer === b.layer && a.stat.ino === b.stat.ino && a.stat.dev === b.stat.dev && a.stat.ctimeNs === b.stat.ctimeNs;
+}
+
+function isSeekable(f: LayerFile): f is SeekableFile {
+  return typeof (f as Partial<SeekableFile>).nextData === 'function';
+}
+
+export class CopyUp {
+  private readonly inflight = new Map<string, Promise<void>>();
+
+  constructor(private readonly host: CopyUpHost) {}
+
+  /**
+   * Makes the object at path live in the upper layer, parents included.
+   * Call WITHOUT the namespace lock. Resolves when the object is upper (or
+   * throws, e.g. ENOENT if it vanished).
+   */
+  async ensure(path: MergedPath): Promise<void> {
+    for (;;) {
+      const pending = this.inflight.get(path);
+      if (pending !== undefined) {
+        await pending.catch(() => undefined);
+        continue;
+      }
+      const r = await this.host.resolve(path);
+      const top = winner(r)!;
+      if (top.layer === 0) return;
+      const job = this.copy(r, top);
+      this.inflight.set(path, job);
+      try {
+        await job;
+      } finally {
+        this.inflight.delete(path);
+      }
+    }
+  }
+
+  /**
+   * Copies up every directory from the root down to dir, inclusive, and
+   * returns dir's fresh resolution. Call WITH the namespace lock held.
+   */
+  async dirsLocked(dir: MergedPath): Promise<Resolution> {
+    let cur = mergedPath('/');
+    let r = await this.host.resolve(cur);
+    for (const name of components(dir)) {
+      cur = (cur === '/' ? `/${name}` : `${cur}/${name}`) as MergedPath;
+      r = await this.host.resolve(cur);
+      const top = winner(r)!;
+      if (!isDir(top.stat)) return r; // the caller reports ENOTDIR
+      if (top.layer !== 0) {
+        await this.commitLocked(cur, top, undefined);
+        r = await this.host.resolve(cur);
+      }
+    }
+    return r;
+  }
+
+  private async copy(r: Resolution, top: LayerEntry): Promise<void> {
+    const { host } = this;
+    if (!isReg(top.stat) || top.stat.size === 0) {
+      await host.lock.run(async () => {
+        await this.dirsLocked(parentOf(r.path));
+        const now = winner(await host.resolve(r.path));
+        if (now === undefined || now.layer === 0) return;
+        await this.commitLocked(r.path, now, undefined);
+      });
+      return;
+    }
+    // Regular file with data: copy it outside the lock into the work directory.
+    const tmp = { work: host.tmpName() };
+    try {
+      await this.copyData(r.path, top, tmp);
+      await host.lock.run(async () => {
+        await this.dirsLocked(parentOf(r.path));
+        const now = winner(await host.resolve(r.path));
+        // Gone, already copied up, or replaced meanwhile: drop this copy; ensure() looks again.
+        if (now === undefined || now.layer === 0 || !sameObject(now, top)) return;
+        await this.commitLocked(r.path, now, tmp);
+      });
+    } finally {
+      await host.upper.unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  /** Copies the data of a lower regular file to a new work file, keeping holes. */
+  private async copyData(path: MergedPath, from: LayerEntry, to: Loc): Promise<void> {
+    const { host } = this;
+    const src = await host.layers[from.layer].open(layerPath(path), fsc.O_RDONLY);
+    let dst: UpperFile | undefined;
+    try {
+      dst = await host.upper.openFile(to, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600);
+      const size = from.stat.size;
+      await dst.truncate(size);
+      const buf = Buffer.allocUnsafe(Math.min(CHUNK, size));
+      let pos = 0;
+      while (pos < size) {
+        let start = pos;
+        let end = size;
+        if (isSeekable(src)) {
+          const d = src.nextData(pos);
+          if (d === null) break;
+          start = d;
+          end = Math.min(src.nextHole(d), size);
+        }
+        let off = start;
+        while (off < end) {
+          const n = await src.read(buf, 0, Math.min(buf.length, end - off), off);
+          if (n === 0) break;
+          let w = 0;
+          while (w < n) w += await dst.write(buf, w, n - w, off + w);
+          off += n;
+        }
+        if (off < end) break; // the file shrank under us: what was there is copied
+        pos = end;
+      }
+      if (host.syncData) await dst.fsync(false);
+    } finally {
+      await dst?.close();
+      await src.close();
+    }
+  }
+
+  /**
+   * Builds (or finishes, given the data copy) the upper copy of `from` at the
+   * merged path and renames it into place. The lock is held; the parent is upper.
+   */
+  private async commitLocked(path: MergedPath, from: LayerEntry, dataCopy: Loc | undefined): Promise<void> {
+    const { host } = this;
+    const { upper } = host;
+    const lp = layerPath(path);
+    const lower = host.layers[from.layer];
+    const st = from.stat;
+    const tmp: Loc = dataCopy ?? { work: host.tmpName() };
+    let made = dataCopy !== undefined;
+    try {
+      if (!made) {
+        if (isDir(st)) await upper.mkdir(tmp, 0o700);
+        else if (isSymlink(st)) await upper.symlink(await lower.readlink(lp), tmp);
+        else await upper.mknod(tmp, st.mode, st.rdev);
+        made = true;
+      }
+      await copyXattrs(lower, lp, upper, tmp);
+      if (host.privileged) await upper.chown(tmp, st.uid, st.gid);
+      if (!isSymlink(st)) await upper.chmod(tmp, st.mode & 0o7777);
+      await upper.utimens(tmp, st.atimeNs, st.mtimeNs);
+      const parentLp = layerPath(parentOf(path));
+      const pst = await upper.lstat(parentLp);
+      await upper.rename(tmp, lp, RENAME_NOREPLACE);
+      made = false;
+      await upper.utimens(parentLp, pst.atimeNs, pst.mtimeNs);
+      host.copiedUp(path, from, await upper.lstat(lp));
+    } finally {
+      if (made && dataCopy === undefined) await upper.rmtree(tmp).catch(() => undefined);
+    }
+  }
+}
+
+// renameat2 flag; spelled out here so the core does not load the native addon.
+export const RENAME_NOREPLACE = 1;
+export const RENAME_EXCHANGE = 2;
+export const RENAME_WHITEOUT = 4;
+
+/** Copies every xattr that is not the overlay's own; namespaces the upper lacks are skipped. */
+export async function copyXattrs(lower: Layer, lp: LayerPath, upper: UpperLayer, to: Loc): Promise<void> {
+  let names: string[];
+  try {
+    names = await lower.listxattr(lp);
+  } catch (err) {
+    if (hasCode(err, 'ENOTSUP', 'EOPNOTSUPP')) return;
+    throw err;
+  }
+  for (const name of names) {
+    if (isPrivateXattr(name)) continue;
+    let value: Buffer;
+    try {
+      value = await lower.getxattr(lp, name);
+    } catch (err) {
+      if (hasCode(err, 'ENODATA', 'EPERM', 'EACCES')) continue;
+      throw err;
+    }
+    try {
+      await upper.setxattr(to, name, value, 0);
+    } catch (err) {
+      if (hasCode(err, 'ENOTSUP', 'EOPNOTSUPP')) continue;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,390 @@
+// A FUSE session on /dev/fuse: reads requests, hands each to the overlay, and
+// writes the reply. This is translation only; every decision is in src/core.
+// Contract: nothing thrown by the overlay crosses this boundary. Filesystem
+// errors become their errno; anything else (a bug) is reported through
+// onUnexpected and answered with EIO.
+//
+// Requests are read by several concurrent read(2)s on the libuv threadpool
+// and answered as their promises settle, in any order: the kernel matches
+// replies by `unique`. Each read gets its own buffer, so a request's bytes
+// stay valid while it is served.
+import { read, writeSync } from 'fs';
+import { hasCode, isUnexpected, toErrno } from '../core/errors';
+import type { Caller, Overlay, SetAttr } from '../core/overlay';
+import type { MergedPath } from '../core/paths';
+import type { Stat } from '../core/stat';
+import type { TimeSpec } from '../core/layer';
+import { NodeTable } from './nodes';
+import * as P from './protocol';
+
+export interface SessionOptions {
+  /** Seconds the kernel may cache a name -> node mapping. */
+  entryTimeout: number;
+  /** Seconds the kernel may cache attributes. */
+  attrTimeout: number;
+  /** Seconds the kernel may cache "no such name"; 0 sends plain ENOENT. */
+  negativeTimeout: number;
+  /** Concurrent reads on /dev/fuse. */
+  readers?: number;
+  onUnexpected(op: string, path: string, err: unknown): void;
+}
+
+/** Largest write the kernel may send; with FUSE_MAX_PAGES, 256 pages. */
+const MAX_WRITE = 1 << 20;
+const READ_BUFFER = MAX_WRITE + 4096;
+const UNKNOWN_INO = 0xffffffffn;
+
+interface DirHandle {
+  path: MergedPath;
+  entries?: { name: Buffer; type: number }[];
+}
+
+export class FuseSession {
+  readonly nodes = new NodeTable();
+  private readonly dirs = new Map<number, DirHandle>();
+  private nextDir = 1;
+  private closed = false;
+  private initDone!: () => void;
+  /** Resolves once the kernel's INIT has been answered: the mount is live. */
+  readonly initialized = new Promise<void>((r) => (this.initDone = r));
+  private endDone!: (why: string) => void;
+  /** Resolves when the connection ends (unmounted or aborted). */
+  readonly ended = new Promise<string>((r) => (this.endDone = r));
+  requests = 0;
+
+  constructor(
+    private readonly fd: number,
+    private readonly ov: Overlay,
+    private readonly opts: SessionOptions,
+  ) {}
+
+  start(): void {
+    for (let i = 0; i < (this.opts.readers ?? 4); i++) void this.readLoop();
+  }
+
+  private async readLoop(): Promise<void> {
+    const buf = Buffer.allocUnsafe(READ_BUFFER);
+    while (!this.closed) {
+      let n: number;
+      try {
+        // fs.promises.read on a raw fd: one read(2) per request, on the threadpool.
+        n = (await readFd(this.fd, buf)).bytesRead;
+      } catch (err) {
+        // ENOENT: the request was interrupted before we read it; EINTR/EAGAIN: again.
+        if (hasCode(err, 'ENOENT', 'EINTR', 'EAGAIN')) continue;
+        this.end(hasCode(err, 'ENODEV') ? 'unmounted' : `read /dev/fuse: ${(err as Error).message}`);
+        return;
+      }
+      if (n === 0) {
+        this.end('connection closed');
+        return;
+      }
+      // Copy out: the buffer is reused by this loop's next read.
+      const req = P.parseRequest(Buffer.from(buf.subarray(0, n)));
+      this.requests++;
+      void this.dispatch(req);
+    }
+  }
+
+  private end(why: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.endDone(why);
+  }
+
+  private send(unique: bigint, error: number, payload?: Buffer | Buffer[]): void {
+    const parts = payload === undefined ? [] : Array.isArray(payload) ? payload : [payload];
+    const len = parts.reduce((a, b) => a + b.length, 0);
+    const out = Buffer.concat([P.outHeader(unique, error, len), ...parts]);
+    try {
+      writeSync(this.fd, out);
+    } catch (err) {
+      // ENOENT: the kernel gave up on the request (interrupted); nothing to do.
+      if (!hasCode(err, 'ENOENT')) this.end(`write /dev/fuse: ${(err as Error).message}`);
+    }
+  }
+
+  private async dispatch(req: P.Request): Promise<void> {
+    const { opcode } = req;
+    if (opcode === P.Op.FORGET) {
+      this.nodes.forget(req.nodeid, Number(req.arg.readBigUInt64LE(0)));
+      return;
+    }
+    if (opcode === P.Op.BATCH_FORGET) {
+      const count = req.arg.readUInt32LE(0);
+      for (let i = 0; i < count; i++) {
+        const o = 8 + i * 16;
+        this.nodes.forget(Number(req.arg.readBigUInt64LE(o)), Number(req.arg.readBigUInt64LE(o + 8)));
+      }
+      return;
+    }
+    if (opcode === P.Op.INTERRUPT) return; // every request is short or unstoppable
+    let payload: Buffer | Buffer[] | undefined;
+    try {
+      payload = await this.handle(req);
+    } catch (err) {
+      if (isUnexpected(err)) this.opts.onUnexpected(P.OP_NAMES[opcode] ?? `op ${opcode}`, this.nodes.pathOf(req.nodeid) ?? `#${req.nodeid}`, err);
+      this.send(req.unique, toErrno(err));
+      return;
+    }
+    this.send(req.unique, 0, payload);
+    if (opcode === P.Op.INIT) this.initDone();
+  }
+
+  private path(nodeid: number): MergedPath {
+    const p = this.nodes.pathOf(nodeid);
+    if (p === undefined) throw Object.assign(new Error('stale node'), { code: 'ENOENT' });
+    return p;
+  }
+
+  private child(nodeid: number, name: string): MergedPath {
+    if (name.length === 0 || name === '.' || name === '..' || name.includes('/')) {
+      throw Object.assign(new Error('bad name'), { code: 'EINVAL' });
+    }
+    return (this.path(nodeid) === '/' ? `/${name}` : `${this.path(nodeid)}/${name}`) as MergedPath;
+  }
+
+  private entry(path: MergedPath, st: Stat): Buffer {
+    const node = this.nodes.remember(path);
+    return P.entryOut(node.id, 0, this.opts.entryTimeout, this.opts.attrTimeout, st);
+  }
+
+  private caller(req: P.Request): Caller {
+    return { uid: req.uid, gid: req.gid, pid: req.pid };
+  }
+
+  private async handle(req: P.Request): Promise<Buffer | Buffer[] | undefined> {
+    const { ov } = this;
+    const a = req.arg;
+    switch (req.opcode) {
+      case P.Op.INIT:
+        return this.init(a);
+      case P.Op.DESTROY:
+        return undefined;
+      case P.Op.LOOKUP: {
+        const p = this.child(req.nodeid, P.cstrings(a, 1)[0]);
+        try {
+          return this.entry(p, await ov.getattr(p));
+        } catch (err) {
+          if (hasCode(err, 'ENOENT') && this.opts.negativeTimeout > 0) return P.negativeEntryOut(this.opts.negativeTimeout);
+          throw err;
+        }
+      }
+      case P.Op.GETATTR: {
+        const flags = a.readUInt32LE(0);
+        const fh = Number(a.readBigUInt64LE(8));
+        const p = this.nodes.pathOf(req.nodeid);
+        const st = p === undefined && flags & P.FUSE_GETATTR_FH ? await ov.fgetattr(fh) : await ov.getattr(this.path(req.nodeid));
+        return P.attrOut(this.opts.attrTimeout, st);
+      }
+      case P.Op.SETATTR: {
+        const valid = a.readUInt32LE(0);
+        const set: SetAttr = {};
+        if (valid & P.FATTR_MODE) set.mode = a.readUInt32LE(68);
+        if (valid & P.FATTR_UID) set.uid = a.readUInt32LE(76);
+        if (valid & P.FATTR_GID) set.gid = a.readUInt32LE(80);
+        if (valid & P.FATTR_SIZE) set.size = Number(a.readBigUInt64LE(16));
+        const time = (now: number, t: number, secOff: number, nsecOff: number): TimeSpec | undefined => {
+          if (valid & now) return 'now';
+          if (valid & t) return a.readBigInt64LE(secOff) * 1000000000n + BigInt(a.readUInt32LE(nsecOff));
+          return undefined;
+        };
+        set.atime = time(P.FATTR_ATIME_NOW, P.FATTR_ATIME, 32, 56);
+        set.mtime = time(P.FATTR_MTIME_NOW, P.FATTR_MTIME, 40, 60);
+        if (set.atime === undefined) delete set.atime;
+        if (set.mtime === undefined) delete set.mtime;
+        const fh = valid & P.FATTR_FH ? Number(a.readBigUInt64LE(8)) : undefined;
+        const p = this.nodes.pathOf(req.nodeid);
+        const st = p === undefined && fh !== undefined ? await ov.fsetattr(fh, set) : await ov.setattr(this.path(req.nodeid), set, fh);
+        return P.attrOut(this.opts.attrTimeout, st);
+      }
+      case P.Op.READLINK:
+        return Buffer.from(await ov.readlink(this.path(req.nodeid)));
+      case P.Op.SYMLINK: {
+        const [name, target] = P.cstrings(a, 2);
+        const p = this.child(req.nodeid, name);
+        return this.entry(p, await ov.symlink(target, p, this.caller(req)));
+      }
+      case P.Op.MKNOD: {
+        const p = this.child(req.nodeid, P.cstrings(a, 1, 16)[0]);
+        return this.entry(p, await ov.mknod(p, a.readUInt32LE(0), a.readUInt32LE(4), this.caller(req)));
+      }
+      case P.Op.MKDIR: {
+        const p = this.child(req.nodeid, P.cstrings(a, 1, 8)[0]);
+        return this.entry(p, await ov.mkdir(p, a.readUInt32LE(0), this.caller(req)));
+      }
+      case P.Op.UNLINK:
+      case P.Op.RMDIR: {
+        const p = this.child(req.nodeid, P.cstrings(a, 1)[0]);
+        if (req.opcode === P.Op.UNLINK) await ov.unlink(p);
+        else await ov.rmdir(p);
+        this.nodes.detach(p);
+        return undefined;
+      }
+      case P.Op.RENAME:
+      case P.Op.RENAME2: {
+        const two = req.opcode === P.Op.RENAME2;
+        const newdir = Number(a.readBigUInt64LE(0));
+        const flags = two ? a.readUInt32LE(8) : 0;
+        const [from, to] = P.cstrings(a, 2, two ? 16 : 8);
+        const src = this.child(req.nodeid, from);
+        const dst = this.child(newdir, to);
+        await ov.rename(src, dst, flags);
+        if (flags & 2 /* RENAME_EXCHANGE */) this.nodes.exchange(src, dst);
+        else if (src !== dst) this.nodes.move(src, dst);
+        return undefined;
+      }
+      case P.Op.LINK: {
+        const from = this.path(Number(a.readBigUInt64LE(0)));
+        const p = this.child(req.nodeid, P.cstrings(a, 1, 8)[0]);
+        return this.entry(p, await ov.link(from, p));
+      }
+      case P.Op.OPEN:
+        return P.openOut(await ov.open(this.path(req.nodeid), a.readUInt32LE(0)), 0);
+      case P.Op.CREATE: {
+        const flags = a.readUInt32LE(0);
+        const mode = a.readUInt32LE(4);
+        const p = this.child(req.nodeid, P.cstrings(a, 1, 16)[0]);
+        const { fh, stat } = await ov.create(p, flags, mode, this.caller(req));
+        return [this.entry(p, stat), P.openOut(fh, 0)];
+      }
+      case P.Op.READ: {
+        const fh = Number(a.readBigUInt64LE(0));
+        const offset = Number(a.readBigUInt64LE(8));
+        const size = a.readUInt32LE(16);
+        const buf = Buffer.allocUnsafe(size);
+        const n = await ov.read(fh, buf, size, offset);
+        return buf.subarray(0, n);
+      }
+      case P.Op.WRITE: {
+        const fh = Number(a.readBigUInt64LE(0));
+        const offset = Number(a.readBigUInt64LE(8));
+        const size = a.readUInt32LE(16);
+        const data = a.subarray(40, 40 + size);
+        const n = await ov.write(fh, data, size, offset);
+        const out = Buffer.alloc(8);
+        out.writeUInt32LE(n, 0);
+        return out;
+      }
+      case P.Op.STATFS: {
+        const s = await ov.statfs(this.nodes.pathOf(req.nodeid) ?? '/');
+        return P.statfsOut({ ...s, namelen: s.namemax });
+      }
+      case P.Op.RELEASE:
+        await ov.release(Number(a.readBigUInt64LE(0)));
+        return undefined;
+      case P.Op.FLUSH:
+        return undefined;
+      case P.Op.FSYNC:
+        await ov.fsync(Number(a.readBigUInt64LE(0)), (a.readUInt32LE(8) & P.FUSE_FSYNC_FDATASYNC) !== 0);
+        return undefined;
+      case P.Op.FSYNCDIR:
+        return undefined;
+      case P.Op.SETXATTR: {
+        const size = a.readUInt32LE(0);
+        const flags = a.readUInt32LE(4);
+        const nameEnd = a.indexOf(0, 8);
+        const name = a.toString('utf8', 8, nameEnd);
+        await ov.setxattr(this.path(req.nodeid), name, Buffer.from(a.subarray(nameEnd + 1, nameEnd + 1 + size)), flags);
+        return undefined;
+      }
+      case P.Op.GETXATTR: {
+        const size = a.readUInt32LE(0);
+        const value = await ov.getxattr(this.path(req.nodeid), P.cstrings(a, 1, 8)[0]);
+        return sized(value, size);
+      }
+      case P.Op.LISTXATTR: {
+        const size = a.readUInt32LE(0);
+        const names = await ov.listxattr(this.path(req.nodeid));
+        return sized(Buffer.from(names.map((n) => n + '\0').join('')), size);
+      }
+      case P.Op.REMOVEXATTR:
+        await ov.removexattr(this.path(req.nodeid), P.cstrings(a, 1)[0]);
+        return undefined;
+      case P.Op.ACCESS:
+        await ov.access(this.path(req.nodeid), a.readUInt32LE(0));
+        return undefined;
+      case P.Op.OPENDIR: {
+        const p = this.path(req.nodeid);
+        await ov.opendir(p);
+        const fh = this.nextDir++;
+        this.dirs.set(fh, { path: p });
+        return P.openOut(fh, 0);
+      }
+      case P.Op.READDIR:
+        return this.readdir(a);
+      case P.Op.RELEASEDIR:
+        this.dirs.delete(Number(a.readBigUInt64LE(0)));
+        return undefined;
+      case P.Op.FALLOCATE: {
+        const fh = Number(a.readBigUInt64LE(0));
+        await ov.fallocate(fh, a.readUInt32LE(24), Number(a.readBigUInt64LE(8)), Number(a.readBigUInt64LE(16)));
+        return undefined;
+      }
+      default:
+        throw Object.assign(new Error('not implemented'), { code: 'ENOSYS' });
+    }
+  }
+
+  private init(a: Buffer): Buffer {
+    const major = a.readUInt32LE(0);
+    const maxReadahead = a.readUInt32LE(8);
+    const kflags = a.readUInt32LE(12);
+    if (major !== P.FUSE_KERNEL_VERSION) throw Object.assign(new Error(`FUSE protocol ${major}`), { code: 'EPROTO' });
+    const want = P.FUSE_ASYNC_READ | P.FUSE_ATOMIC_O_TRUNC | P.FUSE_BIG_WRITES | P.FUSE_PARALLEL_DIROPS | P.FUSE_MAX_PAGES;
+    const out = Buffer.alloc(P.INIT_OUT_SIZE);
+    out.writeUInt32LE(P.FUSE_KERNEL_VERSION, 0);
+    out.writeUInt32LE(P.FUSE_KERNEL_MINOR_VERSION, 4);
+    out.writeUInt32LE(maxReadahead, 8);
+    out.writeUInt32LE(want & kflags, 12);
+    out.writeUInt16LE(64, 16); // max_background
+    out.writeUInt16LE(48, 18); // congestion_threshold
+    out.writeUInt32LE(MAX_WRITE, 20);
+    out.writeUInt32LE(1, 24); // time_gran: nanoseconds
+    out.writeUInt16LE(MAX_WRITE / 4096, 28); // max_pages
+    return out;
+  }
+
+  private async readdir(a: Buffer): Promise<Buffer> {
+    const fh = Number(a.readBigUInt64LE(0));
+    const offset = Number(a.readBigUInt64LE(8));
+    const size = a.readUInt32LE(16);
+    const d = this.dirs.get(fh);
+    if (d === undefined) throw Object.assign(new Error('bad dir handle'), { code: 'EBADF' });
+    if (d.entries === undefined || offset === 0) {
+      // Read once per pass (offset 0 starts one: opendir or rewinddir).
+      const list = await this.ov.readdir(d.path);
+      d.entries = [
+        { name: Buffer.from('.'), type: 0o040000 },
+        { name: Buffer.from('..'), type: 0o040000 },
+        ...list.map((e) => ({ name: Buffer.from(e.name), type: e.type })),
+      ];
+    }
+    const out = Buffer.alloc(size);
+    let used = 0;
+    for (let i = offset; i < d.entries.length; i++) {
+      const e = d.entries[i];
+      if (used + P.direntSize(e.name.length) > size) break;
+      used += P.writeDirent(out, used, UNKNOWN_INO, i + 1, e.type >> 12, e.name);
+    }
+    return out.subarray(0, used);
+  }
+}
+
+/** getxattr/listxattr answers: the size when asked for it, ERANGE when it does not fit. */
+function sized(value: Buffer, size: number): Buffer {
+  if (size === 0) {
+    const out = Buffer.alloc(8);
+    out.writeUInt32LE(value.length, 0);
+    return out;
+  }
+  if (value.length > size) throw Object.assign(new Error('value too large'), { code: 'ERANGE' });
+  return value;
+}
+
+/** One read(2) on a raw fd (the session owns /dev/fuse, not a FileHandle). */
+function readFd(fd: number, buf: Buffer): Promise<{ bytesRead: number }> {
+  return new Promise((resolve, reject) => {
+    read(fd, buf, 0, buf.length, null, (err, n) => (err ? reject(err) : resolve({ bytesRead: n })));
+  });
+}
