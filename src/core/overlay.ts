@@ -14,7 +14,7 @@ import { CopyUp, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './co
 import { InodeNumbers } from './inode';
 import type { Layer, LayerFile, Loc, TimeSpec, UpperFile, UpperLayer } from './layer';
 import { Mutex } from './lock';
-import { isMerged, resolveChild, resolvePath, resolveRoot, winner, type LayerEntry, type Resolution } from './lookup';
+import { isMerged, resolveChild, resolveRoot, winner, type LayerEntry, type Resolution } from './lookup';
 import { Markers, probeMarkers, type MarkerConfig } from './markers';
 import { baseName, layerChild, layerPath, mergedPath, parentOf, type LayerPath, type MergedPath } from './paths';
 import { readMergedDir, type MergedDirEntry } from './readdir';
@@ -87,6 +87,13 @@ export class Overlay {
   private markers: Markers | undefined;
   private copyUp: CopyUp | undefined;
   private readonly lock = new Mutex();
+  /**
+   * Resolutions computed since the last mutation. Every mutation through the
+   * overlay bumps `version` and clears it (exact invalidation, no timers);
+   * a resolution that raced with a mutation is not stored.
+   */
+  private readonly resolved = new Map<string, Resolution>();
+  private version = 0;
   private readonly files = new Map<number, Handle>();
   private nextFh = 1;
   private tmpSeq = 0;
@@ -123,7 +130,7 @@ export class Overlay {
       ov.copyUp = new CopyUp({
         layers: ov.layers,
         upper,
-        lock: ov.lock,
+        lock: { run: (fn) => ov.mutate(fn) } as Mutex,
         privileged: ov.privileged,
         syncData: !(cfg.volatile ?? false),
         resolve: (p) => ov.resolve(p),
@@ -164,17 +171,45 @@ export class Overlay {
 
   /** Resolves a merged path; absent final components throw ENOENT. */
   async resolve(path: string): Promise<Resolution> {
-    const p = mergedPath(path);
-    if (p === '/') {
-      await this.refreshRoot();
-      return this.root;
-    }
-    return resolvePath(this.layers, this.root, p);
+    const r = await this.resolveMaybe(path);
+    if (r.entries.length === 0) throw fsError('ENOENT', 'lookup', r.path);
+    return r;
   }
 
   /** Like resolve, but an absent final component gives an empty resolution. */
   async resolveMaybe(path: string): Promise<Resolution> {
-    return resolvePath(this.layers, this.root, mergedPath(path), true);
+    const p = mergedPath(path);
+    const hit = this.resolved.get(p);
+    if (hit !== undefined) return hit;
+    const v = this.version;
+    let r: Resolution;
+    if (p === '/') {
+      await this.refreshRoot();
+      r = this.root;
+    } else {
+      const parent = await this.resolve(parentOf(p));
+      if (!isDir(winner(parent)!.stat)) throw fsError('ENOTDIR', 'lookup', parent.path);
+      r = await resolveChild(this.layers, parent, baseName(p));
+    }
+    if (this.version === v) this.resolved.set(p, r);
+    return r;
+  }
+
+  /** Drops every cached resolution: called after each change to the layers. */
+  private mutated(): void {
+    this.version++;
+    this.resolved.clear();
+  }
+
+  /** Runs a namespace mutation under the lock; the cache is invalidated when it ends. */
+  private mutate<T>(fn: () => Promise<T>): Promise<T> {
+    return this.lock.run(async () => {
+      try {
+        return await fn();
+      } finally {
+        this.mutated();
+      }
+    });
   }
 
   /** The attributes shown for a resolved object. */
@@ -314,13 +349,18 @@ export class Overlay {
       throw fsError('ENOENT', 'fsetattr');
     }
     if (a.size !== undefined) await f.truncate(a.size);
+    this.mutated();
     return this.fgetattr(fh);
   }
 
   async write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     const f = this.upperFile(fh, 'write');
     let done = 0;
-    while (done < length) done += await f.write(buf, done, length - done, position + done);
+    try {
+      while (done < length) done += await f.write(buf, done, length - done, position + done);
+    } finally {
+      this.mutated();
+    }
     return done;
   }
 
@@ -331,6 +371,7 @@ export class Overlay {
 
   async fallocate(fh: number, mode: number, offset: number, length: number): Promise<void> {
     await this.upperFile(fh, 'fallocate').fallocate(mode, offset, length);
+    this.mutated();
   }
 
   async release(fh: number): Promise<void> {
@@ -412,7 +453,7 @@ export class Overlay {
     const upper = this.writable(op, p);
     for (;;) {
       await this.copyUp!.ensure(p);
-      const done = await this.lock.run(async () => {
+      const done = await this.mutate(async () => {
         const top = winner(await this.resolve(p))!;
         if (top.layer !== 0) return false;
         await fn(upper, layerPath(p), top.stat);
@@ -446,7 +487,6 @@ export class Overlay {
         file = await upper.openFile(loc, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o600);
       });
       const fh = this.addHandle({ file: file!, layer: 0, path: mergedPath(path) });
-      if (flags & fsc.O_TRUNC) await file!.truncate(0);
       return { fh, stat };
     } catch (err) {
       await file?.close().catch(() => undefined);
@@ -475,7 +515,7 @@ export class Overlay {
     const upper = this.writable(op, p);
     const name = baseName(p);
     if (isWhiteoutName(name)) throw fsError('EPERM', op, p, `names starting with '.wh.' are reserved`);
-    await this.lock.run(async () => {
+    await this.mutate(async () => {
       const parent = await this.parentDirLocked(op, p);
       const existing = await resolveChild(this.layers, parent, name);
       if (existing.entries.length > 0) throw fsError('EEXIST', op, p);
@@ -536,7 +576,7 @@ export class Overlay {
       const s = winner(await this.resolve(src))!;
       if (isDir(s.stat)) throw fsError('EPERM', 'link', src);
       await this.copyUp!.ensure(src);
-      const done = await this.lock.run(async () => {
+      const done = await this.mutate(async () => {
         const top = winner(await this.resolve(src))!;
         if (top.layer !== 0) return false;
         const parent = await this.parentDirLocked('link', dst);
@@ -567,7 +607,7 @@ export class Overlay {
   private async remove(op: 'unlink' | 'rmdir', p: MergedPath, dir: boolean): Promise<void> {
     const upper = this.writable(op, p);
     if (p === '/') throw fsError('EBUSY', op, p);
-    await this.lock.run(async () => {
+    await this.mutate(async () => {
       const parent = await this.parentDirLocked(op, p);
       const name = baseName(p);
       const r = await resolveChild(this.layers, parent, name);
@@ -637,7 +677,7 @@ export class Overlay {
         const d = winner(await this.resolve(dst))!;
         if (!isDir(d.stat)) await this.copyUp!.ensure(dst);
       }
-      const done = await this.lock.run(() => this.renameLocked(upper, src, dst, flags));
+      const done = await this.mutate(() => this.renameLocked(upper, src, dst, flags));
       if (done) return;
     }
   }
@@ -671,9 +711,9 @@ export class Overlay {
         return false;
       }
       await upper.rename(sLp, dLp, RENAME_EXCHANGE);
-      // A directory arriving where a lower layer has the name must not merge with it.
-      if (sDir && (await this.lowerHas(dParent, dName))) await this.markers!.setOpaque(dLp);
-      if (dDir && (await this.lowerHas(sParent, sName))) await this.markers!.setOpaque(sLp);
+      // As for rename: a directory arriving in a merged directory becomes opaque.
+      if (sDir && isMerged(dParent)) await this.markers!.setOpaque(dLp);
+      if (dDir && isMerged(sParent)) await this.markers!.setOpaque(sLp);
       return true;
     }
 
@@ -688,8 +728,10 @@ export class Overlay {
       if (dDir && d.layer === 0) await this.emptyUpperDir(dLp);
     }
     const sNeedsWhiteout = await this.lowerHas(sParent, sName);
-    // A directory moved over a name a lower layer has must be opaque there.
-    if (sDir && (dOverWhiteout || (await this.lowerHas(dParent, dName)))) await this.markers!.setOpaque(sLp);
+    // The kernel's rule: a directory moved into a merged directory is made
+    // opaque, so that whatever lower layers have (or later get) at its new
+    // name never merges into it.
+    if (sDir && isMerged(dParent)) await this.markers!.setOpaque(sLp);
     if (dOverWhiteout && sDir) {
       // A directory cannot replace a non-directory: swap with the whiteout,
       // which then sits at the old name, where it is kept if needed.

@@ -1,7 +1,7 @@
 // The attributes of one object as a layer reports them, and as the overlay
 // reports them to the kernel. Times are kept in nanoseconds (bigint) so that
 // nothing is rounded inside the core; a transport that can only carry less
-// (fuse-native carries milliseconds) rounds at its own edge.
+// rounds at its own edge.
 
 export interface Stat {
   dev: bigint;

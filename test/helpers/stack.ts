@@ -31,6 +31,12 @@ export const kernelForms: Forms = {
 };
 
 /** Every form layerfs reads, spread over the entries. */
+/** What kernel overlayfs and layerfs themselves write into an upper layer. */
+export const writtenForms: Forms = {
+  whiteout: () => 'chardev',
+  opaque: () => 'trusted',
+};
+
 export const mixedForms: Forms = {
   whiteout: (l, p) => (['chardev', 'xattr', 'wh-file'] as const)[hashOf(`${l}:${p}`) % 3],
   opaque: (l, p) => (['trusted', 'user', 'fuseoverlayfs', 'marker'] as const)[hashOf(`o${l}:${p}`) % 4],
@@ -202,4 +208,49 @@ export function snapshot(root: string, o: SnapshotOptions = {}): Snapshot {
   };
   walk('');
   return { tree: out, dangling };
+}
+
+/** Xattrs the kernel writes that carry its own identifiers (file handles, uuids), not state layerfs reproduces. */
+const KERNEL_IDENTITY_XATTRS = new Set(['trusted.overlay.origin', 'trusted.overlay.impure', 'trusted.overlay.uuid', 'trusted.overlay.nlink']);
+
+/**
+ * The raw contents of a layer directory (not through a mount): every entry with
+ * type, owner, mode, size, content hash, device numbers and every xattr,
+ * overlay markers included. mtime in ms is kept separately.
+ */
+export function layerSnapshot(root: string): { tree: Record<string, string>; mtimes: Record<string, bigint> } {
+  const tree: Record<string, string> = {};
+  const mtimes: Record<string, bigint> = {};
+  const walk = (rel: string) => {
+    const abs = rel ? path.join(root, rel) : root;
+    const st = fs.lstatSync(abs, { bigint: true });
+    const type = Number(st.mode) & 0o170000;
+    const parts = [`mode=${Number(st.mode).toString(8)}`, `uid=${st.uid}`, `gid=${st.gid}`];
+    // The kernel makes its whiteouts hard links of one shared inode; the link count is not format.
+    const whiteout = type === 0o020000 && st.rdev === 0n;
+    if (type !== 0o040000) parts.push(`size=${st.size}`, ...(whiteout ? [] : [`nlink=${st.nlink}`]));
+    if (type === 0o020000 || type === 0o060000) parts.push(`rdev=${st.rdev}`);
+    if (type === 0o120000) parts.push(`target=${fs.readlinkSync(abs)}`);
+    if (type === 0o100000) parts.push(`sha=${createHash('sha256').update(fs.readFileSync(abs)).digest('hex').slice(0, 16)}`);
+    for (const x of native().llistxattr(abs).sort()) {
+      if (!KERNEL_IDENTITY_XATTRS.has(x)) parts.push(`${x}=${native().lgetxattr(abs, x).toString()}`);
+    }
+    tree[rel || '/'] = parts.join(' ');
+    mtimes[rel || '/'] = st.mtimeNs;
+    if (type === 0o040000) for (const n of fs.readdirSync(abs).sort()) walk(rel ? `${rel}/${n}` : n);
+  };
+  walk('');
+  return { tree, mtimes };
+}
+
+/** Every path named in a stack, parents included, sorted. */
+export function stackPaths(layers: LayerSpec[]): string[] {
+  const all = new Set<string>();
+  for (const spec of layers) {
+    for (const p of Object.keys(spec)) {
+      const parts = p.split('/');
+      for (let i = 1; i <= parts.length; i++) all.add(parts.slice(0, i).join('/'));
+    }
+  }
+  return [...all].sort();
 }

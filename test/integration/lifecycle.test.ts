@@ -1,7 +1,7 @@
 // Mount lifecycle: layerfs mount returns once the mount is live and serves in
 // the background; SIGTERM, `layerfs umount` and plain umount(8) each end it
 // with nothing left mounted and no daemon left running; no FUSE call is cut
-// off by fuse-native's 15-second default timeout.
+// off by a request timeout.
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import { describeIfFuse, tmpdir } from '../helpers/env';
