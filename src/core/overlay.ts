@@ -722,7 +722,7 @@ export class Overlay {
       const dDir = isDir(d.stat);
       if (sDir && !dDir) throw fsError('ENOTDIR', 'rename', dst);
       if (!sDir && dDir) throw fsError('EISDIR', 'rename', dst);
-      if (dDir && (await readMergedDir(this.layers, rd)).length > 0) throw fsError('ENOTEMPTY', 'rename', dst);
+      if (dDir && !(await this.emptyForRemoval(rd))) throw fsError('ENOTEMPTY', 'rename', dst);
       // Two names of one file: rename(2) does nothing.
       if (!dDir && d.layer === 0 && d.stat.ino === s.stat.ino && d.stat.dev === s.stat.dev) return true;
       if (dDir && d.layer === 0) await this.emptyUpperDir(dLp);
@@ -750,6 +750,20 @@ export class Overlay {
       await this.markers!.makeWhiteout(sLp, layerPath(sParent.path));
     }
     return true;
+  }
+
+  /**
+   * Whether a directory may be replaced by a rename. A merged (or lower)
+   * directory must be empty in the merged view (its whiteouts are cleared
+   * first); a directory only in the upper layer must be empty on disk, stale
+   * whiteouts included: the kernel's ovl_rename leaves that check to the upper
+   * filesystem. (rmdir, by contrast, clears such whiteouts in both.)
+   */
+  private async emptyForRemoval(r: Resolution): Promise<boolean> {
+    if (r.entries.length === 1 && r.entries[0].layer === 0 && this.upper !== undefined) {
+      return (await this.upper.readdir(layerPath(r.path))).length === 0;
+    }
+    return (await readMergedDir(this.layers, r)).length === 0;
   }
 
   /**
