@@ -15,7 +15,6 @@
 import { constants as fsc } from 'fs';
 import { hasCode } from './errors';
 import type { Layer, LayerFile, Loc, SeekableFile, UpperFile, UpperLayer } from './layer';
-import type { Mutex } from './lock';
 import { winner, type LayerEntry, type Resolution } from './lookup';
 import { components, layerPath, mergedPath, parentOf, type LayerPath, type MergedPath } from './paths';
 import { isDir, isReg, isSymlink, type Stat } from './stat';
@@ -24,7 +23,8 @@ import { isPrivateXattr } from './whiteout';
 export interface CopyUpHost {
   readonly layers: readonly Layer[];
   readonly upper: UpperLayer;
-  readonly lock: Mutex;
+  /** Runs fn under the overlay's namespace lock (and invalidates its cache after). */
+  mutate<T>(fn: () => Promise<T>): Promise<T>;
   /** Whether owners can be set (the daemon runs privileged). */
   readonly privileged: boolean;
   /** fsync copied data before it is renamed into place (off with `volatile`). */
@@ -98,7 +98,7 @@ export class CopyUp {
   private async copy(r: Resolution, top: LayerEntry): Promise<void> {
     const { host } = this;
     if (!isReg(top.stat) || top.stat.size === 0) {
-      await host.lock.run(async () => {
+      await host.mutate(async () => {
         await this.dirsLocked(parentOf(r.path));
         const now = winner(await host.resolve(r.path));
         if (now === undefined || now.layer === 0) return;
@@ -110,7 +110,7 @@ export class CopyUp {
     const tmp = { work: host.tmpName() };
     try {
       await this.copyData(r.path, top, tmp);
-      await host.lock.run(async () => {
+      await host.mutate(async () => {
         await this.dirsLocked(parentOf(r.path));
         const now = winner(await host.resolve(r.path));
         // Gone, already copied up, or replaced meanwhile: drop this copy; ensure() looks again.

@@ -70,20 +70,6 @@ export class Markers {
   async setOpaque(loc: Loc): Promise<void> {
     await this.upper.setxattr(loc, this.opaqueXattr, Y, 0);
   }
-
-  /** True when the entry at loc is a whiteout this overlay wrote. */
-  async isOwnWhiteout(loc: Loc): Promise<boolean> {
-    const st = await this.upper.lstatAt(loc);
-    if ((st.mode & 0o170000) === S_IFCHR && st.rdev === 0) return true;
-    if ((st.mode & 0o170000) !== 0o100000 || st.size !== 0) return false;
-    try {
-      await this.upper.getxattrAt(loc, this.whiteoutXattr);
-      return true;
-    } catch (err) {
-      if (hasCode(err, 'ENODATA', 'ENOTSUP', 'EOPNOTSUPP')) return false;
-      throw err;
-    }
-  }
 }
 
 /**

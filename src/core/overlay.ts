@@ -19,7 +19,7 @@ import { Markers, probeMarkers, type MarkerConfig } from './markers';
 import { baseName, layerChild, layerPath, mergedPath, parentOf, type LayerPath, type MergedPath } from './paths';
 import { readMergedDir, type MergedDirEntry } from './readdir';
 import { isDir, isReg, isSymlink, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Stat, type StatFs } from './stat';
-import { isPrivateXattr, isWhiteoutName } from './whiteout';
+import { isPrivateXattr, isWhiteoutName, WHITEOUT_PREFIX, type WhiteoutForm } from './whiteout';
 
 export interface OverlayConfig {
   /** Layers top-down: the upper (if any) first, then lowerdir in mount order. */
@@ -130,7 +130,7 @@ export class Overlay {
       ov.copyUp = new CopyUp({
         layers: ov.layers,
         upper,
-        lock: { run: (fn) => ov.mutate(fn) } as Mutex,
+        mutate: (fn) => ov.mutate(fn),
         privileged: ov.privileged,
         syncData: !(cfg.volatile ?? false),
         resolve: (p) => ov.resolve(p),
@@ -522,7 +522,7 @@ export class Overlay {
       const pst = winner(parent)!.stat;
       const setgidDir = (pst.mode & S_ISGID) !== 0;
       const dir = (mode & S_IFMT) === S_IFDIR;
-      await this.place(layerChild(layerPath(parent.path), name), existing, dir, async (loc) => {
+      await this.place(p, existing, dir, async (loc) => {
         await make(upper, loc);
         if (this.privileged) await upper.chown(loc, caller.uid, setgidDir ? pst.gid : caller.gid);
         // After chown, which clears set-id bits; umask was applied by the kernel.
@@ -533,12 +533,23 @@ export class Overlay {
   }
 
   /**
-   * Renames a prepared work object into the upper at lp. `existing` is the
+   * The form of the whiteout the upper layer itself has at a name that
+   * resolved absent, if any. An OCI ".wh." marker is reported as 'wh-file':
+   * it is a separate file, so it is not replaced by a rename.
+   */
+  private upperWhiteout(r: Resolution): WhiteoutForm | undefined {
+    return r.stop?.kind === 'whiteout' && r.stop.layer === 0 ? r.stop.form : undefined;
+  }
+
+  /**
+   * Renames a prepared work object into the upper at p. `existing` is the
    * merged resolution of the name, which must be absent in the merged view.
    */
-  private async place(lp: LayerPath, existing: Resolution, dir: boolean, build: (loc: Loc) => Promise<void>): Promise<void> {
+  private async place(p: MergedPath, existing: Resolution, dir: boolean, build: (loc: Loc) => Promise<void>): Promise<void> {
     const upper = this.upper!;
-    const overWhiteout = existing.stop?.kind === 'whiteout' && existing.stop.layer === 0 && existing.stop.form !== 'wh-file';
+    const lp = layerPath(p);
+    const whiteout = this.upperWhiteout(existing);
+    const overWhiteout = whiteout !== undefined && whiteout !== 'wh-file';
     const tmp = { work: this.tmpName() };
     let inWork = true;
     try {
@@ -558,11 +569,11 @@ export class Overlay {
     } finally {
       if (inWork) await upper.rmtree(tmp).catch(() => undefined);
     }
-    if (existing.stop?.kind === 'whiteout' && existing.stop.layer === 0 && existing.stop.form === 'wh-file') {
+    if (whiteout === 'wh-file') {
       // An OCI marker in the upper: the kernel cannot read it, so a directory
       // put here is made opaque in its form, and the marker goes.
       if (dir) await this.markers!.setOpaque(lp);
-      await upper.unlink(layerChild(layerPath(parentOf(mergedPath('/' + lp))), '.wh.' + baseName(lp))).catch(() => undefined);
+      await upper.unlink(layerChild(layerPath(parentOf(p)), WHITEOUT_PREFIX + baseName(p))).catch(() => undefined);
     }
   }
 
@@ -582,7 +593,7 @@ export class Overlay {
         const parent = await this.parentDirLocked('link', dst);
         const existing = await resolveChild(this.layers, parent, name);
         if (existing.entries.length > 0) throw fsError('EEXIST', 'link', dst);
-        await this.place(layerPath(dst), existing, false, (loc) => upper.link(layerPath(src), loc));
+        await this.place(dst, existing, false, (loc) => upper.link(layerPath(src), loc));
         return true;
       });
       if (done) return this.getattr(dst);
@@ -618,13 +629,12 @@ export class Overlay {
       if (dir && (await readMergedDir(this.layers, r)).length > 0) throw fsError('ENOTEMPTY', op, p);
       const lp = layerPath(p);
       const parentLp = layerPath(parent.path);
-      const needWhiteout = await this.lowerHas(parent, name);
       if (top.layer !== 0) {
         // Only in lower layers: hide it.
         await this.markers!.makeWhiteout(lp, parentLp);
         return;
       }
-      if (needWhiteout) {
+      if (await this.lowerHas(parent, name)) {
         const tmp = { work: this.tmpName() };
         await this.markers!.makeWhiteout(tmp, parentLp);
         if (dir) {
@@ -717,7 +727,8 @@ export class Overlay {
       return true;
     }
 
-    const dOverWhiteout = d === undefined && rd.stop?.kind === 'whiteout' && rd.stop.layer === 0 && rd.stop.form !== 'wh-file';
+    const dWhiteout = d === undefined ? this.upperWhiteout(rd) : undefined;
+    const dOverWhiteout = dWhiteout !== undefined && dWhiteout !== 'wh-file';
     if (d !== undefined) {
       const dDir = isDir(d.stat);
       if (sDir && !dDir) throw fsError('ENOTDIR', 'rename', dst);
@@ -817,11 +828,6 @@ export class Overlay {
   private writable(op: string, path: string): UpperLayer {
     if (this.upper === undefined) throw fsError('EROFS', op, path);
     return this.upper;
-  }
-
-  /** The answer to every modifying operation on a read-only mount. */
-  refuseWrite(op: string, path: string): never {
-    throw fsError('EROFS', op, path);
   }
 
   /** Closes every open file (at unmount). */

@@ -3,7 +3,7 @@
 // until it FORGETs it as many times; while held, a lookup of the same path
 // must return the same id. Renames move a node and everything under it;
 // unlink/rmdir detach it (it stays valid for handles already open).
-import { childPath, type MergedPath, ROOT } from '../core/paths';
+import { type MergedPath, ROOT } from '../core/paths';
 import { FUSE_ROOT_ID } from './protocol';
 
 export interface Node {
@@ -24,22 +24,9 @@ export class NodeTable {
     this.byPath.set(ROOT, root);
   }
 
-  get size(): number {
-    return this.byId.size;
-  }
-
-  get(id: number): Node | undefined {
-    return this.byId.get(id);
-  }
-
   /** The path of a node the kernel refers to; undefined when unknown or unlinked. */
   pathOf(id: number): MergedPath | undefined {
     return this.byId.get(id)?.path ?? undefined;
-  }
-
-  child(parent: number, name: string): MergedPath | undefined {
-    const p = this.pathOf(parent);
-    return p === undefined ? undefined : childPath(p, name);
   }
 
   /** A lookup that the kernel will hold: the node for path, with one more reference. */

@@ -11,7 +11,7 @@
 import { read, writeSync } from 'fs';
 import { hasCode, isUnexpected, toErrno } from '../core/errors';
 import type { Caller, Overlay, SetAttr } from '../core/overlay';
-import type { MergedPath } from '../core/paths';
+import { childPath, type MergedPath } from '../core/paths';
 import type { Stat } from '../core/stat';
 import type { TimeSpec } from '../core/layer';
 import { NodeTable } from './nodes';
@@ -141,7 +141,7 @@ export class FuseSession {
     if (name.length === 0 || name === '.' || name === '..' || name.includes('/')) {
       throw Object.assign(new Error('bad name'), { code: 'EINVAL' });
     }
-    return (this.path(nodeid) === '/' ? `/${name}` : `${this.path(nodeid)}/${name}`) as MergedPath;
+    return childPath(this.path(nodeid), name);
   }
 
   private entry(path: MergedPath, st: Stat): Buffer {
