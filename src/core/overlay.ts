@@ -271,6 +271,8 @@ export class Overlay {
         if (top.layer !== 0) continue; // replaced by a lower object meanwhile (rename): again
         if (isDir(top.stat)) throw fsError('EISDIR', 'open', p);
         const file = await upper.openFile(layerPath(p), flags & PASS_FLAGS);
+        // O_TRUNC changed the file's size and times: cached resolutions hold the old stat.
+        if (flags & fsc.O_TRUNC) this.mutated();
         return this.addHandle({ file, layer: 0, path: p });
       }
     }

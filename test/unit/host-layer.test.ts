@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Overlay } from '../../src/core/overlay';
-import { HostLayer } from '../../src/layers/host';
+import { HostLayer, HostUpperLayer } from '../../src/layers/host';
 import { native } from '../../src/native';
 
 describe('overlay over host directories', () => {
@@ -53,5 +53,31 @@ describe('overlay over host directories', () => {
     // All layers on one filesystem: the real inode number passes through.
     expect(st.ino).toBe(fs.statSync(path.join(base, 'bottom/var/z'), { bigint: true }).ino);
     await expect(ov.getattr('/etc/passwd')).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('write path over host directories', () => {
+  let base: string;
+  beforeEach(() => {
+    base = fs.mkdtempSync(path.join(os.tmpdir(), 'lfs-hostw-'));
+    for (const d of ['lower', 'upper', 'work/work']) fs.mkdirSync(path.join(base, d), { recursive: true });
+    fs.writeFileSync(path.join(base, 'lower/f'), 'twelve bytes');
+  });
+  afterEach(() => fs.rmSync(base, { recursive: true, force: true }));
+
+  async function open(): Promise<Overlay> {
+    const upper = new HostUpperLayer(path.join(base, 'upper'), path.join(base, 'work/work'));
+    return Overlay.open({ layers: [upper, new HostLayer(path.join(base, 'lower'))], layerNames: ['upper', 'lower1'], upper });
+  }
+
+  test('open with O_TRUNC (even read-only) copies up, truncates, and stat shows it at once', async () => {
+    const ov = await open();
+    expect((await ov.getattr('/f')).size).toBe(12); // cached before the open
+    const fh = await ov.open('/f', fs.constants.O_RDONLY | fs.constants.O_TRUNC);
+    expect((await ov.getattr('/f')).size).toBe(0);
+    expect(fs.statSync(path.join(base, 'upper/f')).size).toBe(0);
+    expect(fs.readFileSync(path.join(base, 'lower/f'), 'utf8')).toBe('twelve bytes');
+    await ov.release(fh);
+    await ov.close();
   });
 });
