@@ -628,15 +628,22 @@ export class Overlay {
       if (top === undefined) throw fsError('ENOENT', op, p);
       if (dir && !isDir(top.stat)) throw fsError('ENOTDIR', op, p);
       if (!dir && isDir(top.stat)) throw fsError('EISDIR', op, p);
-      if (dir && (await readMergedDir(this.layers, r)).length > 0) throw fsError('ENOTEMPTY', op, p);
       const lp = layerPath(p);
       const parentLp = layerPath(parent.path);
+      const lowerHas = await this.lowerHas(parent, name);
+      // The kernel leaves a pure-upper directory's removal to the upper
+      // filesystem (vfs_rmdir), so a stale whiteout in it makes it not empty;
+      // any other directory must be empty in the merged view, and its
+      // whiteouts go with it.
+      const pure = dir && !lowerHas && this.isPureUpperDir(r);
+      if (dir && pure && (await upper.readdir(lp)).length > 0) throw fsError('ENOTEMPTY', op, p);
+      if (dir && !pure && (await readMergedDir(this.layers, r)).length > 0) throw fsError('ENOTEMPTY', op, p);
       if (top.layer !== 0) {
         // Only in lower layers: hide it.
         await this.markers!.makeWhiteout(lp, parentLp);
         return;
       }
-      if (await this.lowerHas(parent, name)) {
+      if (lowerHas) {
         const tmp = { work: this.tmpName() };
         await this.markers!.makeWhiteout(tmp, parentLp);
         if (dir) {
@@ -731,20 +738,26 @@ export class Overlay {
 
     const dWhiteout = d === undefined ? this.upperWhiteout(rd) : undefined;
     const dOverWhiteout = dWhiteout !== undefined && dWhiteout !== 'wh-file';
+    const dDir = d !== undefined && isDir(d.stat);
+    // A pure-upper target directory is left to the upper filesystem's
+    // rename, which refuses it while it holds anything, stale whiteouts
+    // included; any other must be empty in the merged view, checked first.
+    const dPure = dDir && this.isPureUpperDir(rd);
     if (d !== undefined) {
-      const dDir = isDir(d.stat);
       if (sDir && !dDir) throw fsError('ENOTDIR', 'rename', dst);
       if (!sDir && dDir) throw fsError('EISDIR', 'rename', dst);
-      if (dDir && !(await this.emptyForRemoval(rd))) throw fsError('ENOTEMPTY', 'rename', dst);
+      if (dDir && !dPure && (await readMergedDir(this.layers, rd)).length > 0) throw fsError('ENOTEMPTY', 'rename', dst);
       // Two names of one file: rename(2) does nothing.
       if (!dDir && d.layer === 0 && d.stat.ino === s.stat.ino && d.stat.dev === s.stat.dev) return true;
-      if (dDir && d.layer === 0) await this.emptyUpperDir(dLp);
     }
     const sNeedsWhiteout = await this.lowerHas(sParent, sName);
     // The kernel's rule: a directory moved into a merged directory is made
     // opaque, so that whatever lower layers have (or later get) at its new
-    // name never merges into it.
+    // name never merges into it. The kernel does this before the upper
+    // rename, so it stays even when that rename then fails (below).
     if (sDir && isMerged(dParent)) await this.markers!.setOpaque(sLp);
+    if (dPure && (await upper.readdir(dLp)).length > 0) throw fsError('ENOTEMPTY', 'rename', dst);
+    if (dDir && !dPure && d!.layer === 0) await this.emptyUpperDir(dLp);
     if (dOverWhiteout && sDir) {
       // A directory cannot replace a non-directory: swap with the whiteout,
       // which then sits at the old name, where it is kept if needed.
@@ -766,17 +779,13 @@ export class Overlay {
   }
 
   /**
-   * Whether a directory may be replaced by a rename. A merged (or lower)
-   * directory must be empty in the merged view (its whiteouts are cleared
-   * first); a directory only in the upper layer must be empty on disk, stale
-   * whiteouts included: the kernel's ovl_rename leaves that check to the upper
-   * filesystem. (rmdir, by contrast, clears such whiteouts in both.)
+   * A directory the kernel calls "pure upper" (ovl_pure_upper): only in the
+   * upper layer and without an origin, i.e. never merged, so it cannot hold
+   * whiteouts that matter. The kernel leaves removing or replacing it to the
+   * upper filesystem, which counts stale whiteouts as entries.
    */
-  private async emptyForRemoval(r: Resolution): Promise<boolean> {
-    if (r.entries.length === 1 && r.entries[0].layer === 0 && this.upper !== undefined) {
-      return (await this.upper.readdir(layerPath(r.path))).length === 0;
-    }
-    return (await readMergedDir(this.layers, r)).length === 0;
+  private isPureUpperDir(r: Resolution): boolean {
+    return this.upper !== undefined && r.entries.length === 1 && r.entries[0].layer === 0 && !r.entries[0].markers?.origin;
   }
 
   /**

@@ -28,6 +28,7 @@ export type OpaqueForm =
 
 const OPAQUE_XATTRS: OpaqueForm[] = ['trusted.overlay.opaque', 'user.overlay.opaque', 'user.fuseoverlayfs.opaque'];
 const WHITEOUT_XATTRS = ['trusted.overlay.whiteout', 'user.overlay.whiteout'];
+const ORIGIN_XATTRS = ['trusted.overlay.origin', 'user.overlay.origin'];
 
 /** Xattr namespaces private to overlay implementations: never shown, never settable. */
 const PRIVATE_XATTR_PREFIXES = ['trusted.overlay.', 'user.overlay.', 'user.fuseoverlayfs.'];
@@ -51,6 +52,12 @@ export interface DirMarkers {
   opaque?: OpaqueForm;
   /** overlay.opaque=x: entries may be xattr whiteouts. */
   xwhiteouts: boolean;
+  /**
+   * overlay.origin is set: an overlay copied this directory up (or it was
+   * merged once), so it may hold whiteouts even with nothing below it now.
+   * The kernel then treats it as "not pure upper" (OVL_WHITEOUTS).
+   */
+  origin?: boolean;
 }
 
 async function xattrValue(layer: Layer, p: LayerPath, name: string): Promise<Buffer | undefined> {
@@ -84,15 +91,16 @@ export async function readDirMarkers(layer: Layer, dir: LayerPath): Promise<DirM
     names = [];
   }
   let xwhiteouts = false;
+  const origin = ORIGIN_XATTRS.some((n) => names.includes(n)) || undefined;
   for (const form of OPAQUE_XATTRS) {
     if (!names.includes(form)) continue;
     const v = await xattrValue(layer, dir, form);
     if (v === undefined || v.length === 0) continue;
-    if (v[0] === 0x79 /* y */) return { opaque: form, xwhiteouts: false };
+    if (v[0] === 0x79 /* y */) return { opaque: form, xwhiteouts: false, origin };
     if (v[0] === 0x78 /* x */) xwhiteouts = true;
   }
-  if (await exists(layer, layerChild(dir, OPAQUE_MARKER))) return { opaque: OPAQUE_MARKER, xwhiteouts };
-  return { xwhiteouts };
+  if (await exists(layer, layerChild(dir, OPAQUE_MARKER))) return { opaque: OPAQUE_MARKER, xwhiteouts, origin };
+  return { xwhiteouts, origin };
 }
 
 /**

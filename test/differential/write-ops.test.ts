@@ -49,8 +49,8 @@ function options(s: Stack): string {
 }
 
 /** Runs the sequence in a child process: [op, kernel result, layerfs result] per step. */
-function applyOps(kernelRoot: string, layerfsRoot: string, seed: number, count: number, pathsFile: string): [FsOp, string, string][] {
-  const r = spawnSync(process.execPath, [APPLY, kernelRoot, layerfsRoot, String(seed), String(count), pathsFile], {
+function applyOps(kernelRoot: string, layerfsRoot: string, seed: number, count: number, pathsFile: string, lowerdir: string): [FsOp, string, string][] {
+  const r = spawnSync(process.execPath, [APPLY, kernelRoot, layerfsRoot, String(seed), String(count), pathsFile, lowerdir], {
     encoding: 'utf8',
     timeout: 300000,
     maxBuffer: 256 << 20,
@@ -131,7 +131,7 @@ describeIfKernelOverlay('write path: kernel overlayfs vs layerfs, random operati
       const lm = await mountLayerfs(options(l), l.mnt);
       mounts.push(lm);
       const t = Date.now();
-      const steps = applyOps(k.mnt, l.mnt, seed, OPS, pathsFile);
+      const steps = applyOps(k.mnt, l.mnt, seed, OPS, pathsFile, k.lowerdir);
       const ms = Date.now() - t;
       if (process.env.LAYERFS_DIFF_DUMP) fs.writeFileSync(`${process.env.LAYERFS_DIFF_DUMP}.${seed}.json`, JSON.stringify(steps));
       const kr = steps.map((s) => s[1]);

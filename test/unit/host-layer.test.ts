@@ -81,3 +81,60 @@ describe('write path over host directories', () => {
     await ov.close();
   });
 });
+
+describe('directory emptiness for rmdir and rename-over', () => {
+  let base: string;
+  const xattr = (p: string, name: string, value: string) => native().lsetxattr(path.join(base, p), name, Buffer.from(value), 0);
+  beforeEach(() => {
+    base = fs.mkdtempSync(path.join(os.tmpdir(), 'lfs-empty-'));
+    for (const d of ['lower/d', 'upper/pure', 'upper/origin', 'upper/origin2', 'upper/src', 'work/work']) fs.mkdirSync(path.join(base, d), { recursive: true });
+    // lower/d lists as empty: its only entry is an xattr whiteout.
+    xattr('lower/d', 'user.overlay.opaque', 'x');
+    fs.writeFileSync(path.join(base, 'lower/d/gone'), '');
+    xattr('lower/d/gone', 'user.overlay.whiteout', '');
+    // Upper-only directories holding a stale whiteout, without and with an origin.
+    fs.writeFileSync(path.join(base, 'upper/pure/.wh.stale'), '');
+    for (const o of ['origin', 'origin2']) {
+      fs.writeFileSync(path.join(base, `upper/${o}/.wh.stale`), '');
+      xattr(`upper/${o}`, 'user.overlay.origin', 'fh');
+    }
+    fs.writeFileSync(path.join(base, 'lower/f'), 'x');
+  });
+  afterEach(() => fs.rmSync(base, { recursive: true, force: true }));
+
+  async function open(): Promise<Overlay> {
+    const upper = new HostUpperLayer(path.join(base, 'upper'), path.join(base, 'work/work'));
+    return Overlay.open({ layers: [upper, new HostLayer(path.join(base, 'lower'))], layerNames: ['upper', 'lower1'], upper });
+  }
+
+  test('a directory emptied by a lower xattr whiteout is empty (the kernel says ENOTEMPTY here)', async () => {
+    const ov = await open();
+    expect(await ov.readdir('/d')).toEqual([]);
+    await ov.rmdir('/d');
+    await expect(ov.getattr('/d')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await ov.readdir('/')).map((e) => e.name).sort()).toEqual(['f', 'origin', 'origin2', 'pure', 'src']);
+    await ov.close();
+  });
+
+  test('a pure-upper directory holding a stale whiteout is not empty, as in the kernel', async () => {
+    const ov = await open();
+    expect(await ov.readdir('/pure')).toEqual([]);
+    await expect(ov.rmdir('/pure')).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    await expect(ov.rename('/src', '/pure', 0)).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    // The kernel marks a directory moving into a merged one opaque before the
+    // upper rename, and keeps the mark when that rename fails.
+    const marks = native().llistxattr(path.join(base, 'upper/src')).filter((n: string) => n.endsWith('.overlay.opaque'));
+    expect(marks.map((n: string) => native().lgetxattr(path.join(base, 'upper/src'), n).toString())).toEqual(['y']);
+    expect(fs.readdirSync(path.join(base, 'upper/pure'))).toEqual(['.wh.stale']);
+    await ov.close();
+  });
+
+  test('an upper directory with an origin may hold whiteouts: they go with it', async () => {
+    const ov = await open();
+    await ov.rename('/src', '/origin', 0);
+    expect(fs.readdirSync(path.join(base, 'upper/origin'))).toEqual([]);
+    await ov.rmdir('/origin2');
+    expect(fs.existsSync(path.join(base, 'upper/origin2'))).toBe(false);
+    await ov.close();
+  });
+});
