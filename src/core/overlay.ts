@@ -636,8 +636,11 @@ export class Overlay {
       // any other directory must be empty in the merged view, and its
       // whiteouts go with it.
       const pure = dir && !lowerHas && this.isPureUpperDir(r);
-      if (dir && pure && (await upper.readdir(lp)).length > 0) throw fsError('ENOTEMPTY', op, p);
-      if (dir && !pure && (await readMergedDir(this.layers, r)).length > 0) throw fsError('ENOTEMPTY', op, p);
+      if (pure) {
+        await upper.rmdir(lp);
+        return;
+      }
+      if (dir && (await readMergedDir(this.layers, r)).length > 0) throw fsError('ENOTEMPTY', op, p);
       if (top.layer !== 0) {
         // Only in lower layers: hide it.
         await this.markers!.makeWhiteout(lp, parentLp);
@@ -740,8 +743,11 @@ export class Overlay {
     const dOverWhiteout = dWhiteout !== undefined && dWhiteout !== 'wh-file';
     const dDir = d !== undefined && isDir(d.stat);
     // A pure-upper target directory is left to the upper filesystem's
-    // rename, which refuses it while it holds anything, stale whiteouts
-    // included; any other must be empty in the merged view, checked first.
+    // rename, which refuses it (ENOTEMPTY) while it holds anything, stale
+    // whiteouts included, exactly as under the kernel, side effects of the
+    // failed rename included (ext4 touches the source directory's times when
+    // it undoes RENAME_WHITEOUT). Any other must be empty in the merged view,
+    // checked first.
     const dPure = dDir && this.isPureUpperDir(rd);
     if (d !== undefined) {
       if (sDir && !dDir) throw fsError('ENOTDIR', 'rename', dst);
@@ -754,9 +760,8 @@ export class Overlay {
     // The kernel's rule: a directory moved into a merged directory is made
     // opaque, so that whatever lower layers have (or later get) at its new
     // name never merges into it. The kernel does this before the upper
-    // rename, so it stays even when that rename then fails (below).
+    // rename, so it stays even when that rename then fails.
     if (sDir && isMerged(dParent)) await this.markers!.setOpaque(sLp);
-    if (dPure && (await upper.readdir(dLp)).length > 0) throw fsError('ENOTEMPTY', 'rename', dst);
     if (dDir && !dPure && d!.layer === 0) await this.emptyUpperDir(dLp);
     if (dOverWhiteout && sDir) {
       // A directory cannot replace a non-directory: swap with the whiteout,

@@ -87,9 +87,6 @@ function apply(op) {
   const p = op.path !== undefined ? at(op.path) : undefined;
   if (op.path !== undefined) checkParents(op.path);
   if (op.to !== undefined) checkParents(op.to);
-  if ((op.kind === 'rmdir' && xwhiteoutEmpty(op.path)) || (op.kind === 'rename' && !(op.flags & 2) && xwhiteoutEmpty(op.to))) {
-    return 'skip kernel-xwhiteout-emptiness';
-  }
   switch (op.kind) {
     case 'create': {
       const fd = fs.openSync(p, C.O_CREAT | C.O_WRONLY | C.O_NOFOLLOW | C.O_NONBLOCK | (op.excl ? C.O_EXCL : 0) | (op.trunc ? C.O_TRUNC : 0), op.mode);
@@ -294,6 +291,11 @@ function result(op, where) {
 const out = [];
 for (let i = 0; i < Number(countArg); i++) {
   const op = nextOp();
+  // Decided once, on the oracle's state before the operation.
+  if ((op.kind === 'rmdir' && xwhiteoutEmpty(op.path)) || (op.kind === 'rename' && op.flags === 0 && xwhiteoutEmpty(op.to))) {
+    out.push([op, 'skip kernel-xwhiteout-emptiness', 'skip kernel-xwhiteout-emptiness']);
+    continue;
+  }
   const oracle = result(op, oracleRoot);
   const other = result(op, otherRoot);
   out.push([op, oracle, other]);
