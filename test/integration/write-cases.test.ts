@@ -1,0 +1,206 @@
+// Named write-path cases from the issue and from peers' known bugs, each run
+// as a shell script on a kernel overlayfs mount and on a layerfs mount over
+// identical stacks. The scripts' output must match, then each upper is
+// mounted by the other implementation (and by itself again) and must show
+// the same tree. Cases where layerfs deliberately differs from the kernel
+// check layerfs alone.
+import * as fs from 'fs';
+import * as path from 'path';
+import { describeIfKernelOverlay, tmpdir } from '../helpers/env';
+import { anyMountUnder, mountKernelOverlay, mountLayerfs, run, type Mounted } from '../helpers/mount';
+import { snapshot } from '../helpers/stack';
+import { native } from '../../src/native';
+
+interface Stack {
+  lower: string;
+  upper: string;
+  work: string;
+  mnt: string;
+}
+
+function makeStack(dir: string, build: (lower: string) => void): Stack {
+  const s = { lower: path.join(dir, 'lower'), upper: path.join(dir, 'upper'), work: path.join(dir, 'work'), mnt: path.join(dir, 'mnt') };
+  for (const d of Object.values(s)) fs.mkdirSync(d, { recursive: true });
+  build(s.lower);
+  return s;
+}
+
+const opts = (s: Stack) => `lowerdir=${s.lower},upperdir=${s.upper},workdir=${s.work}`;
+
+/** Runs script with $M set to the mount; stdout and stderr together, plus the exit status. */
+function sh(mnt: string, script: string): string {
+  const r = run('sh', ['-c', `M='${mnt}'; cd "$M" || exit 99\n${script}`]);
+  return `${(r.stdout + r.stderr).split(mnt).join('$M')}status=${r.status}`;
+}
+
+describeIfKernelOverlay('write path, named cases: kernel overlayfs vs layerfs', () => {
+  let base: string;
+  const mounts: Mounted[] = [];
+  beforeEach(() => {
+    base = tmpdir('lfs-cases-');
+  });
+  afterEach(async () => {
+    for (const m of mounts.splice(0)) await m.unmount();
+    expect(anyMountUnder(base)).toBe(false);
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  /** Same script on both; same output; then same trees under every mount of both uppers. */
+  async function compare(build: (lower: string) => void, script: string, check: string): Promise<{ kernel: string; layerfs: string }> {
+    const k = makeStack(path.join(base, 'k'), build);
+    const l = makeStack(path.join(base, 'l'), build);
+    const km = mountKernelOverlay(opts(k), k.mnt);
+    mounts.push(km);
+    const lm = await mountLayerfs(opts(l), l.mnt);
+    mounts.push(lm);
+    const kernel = sh(k.mnt, script);
+    const layerfs = sh(l.mnt, script);
+    const want = snapshot(k.mnt).tree;
+    const wantCheck = sh(k.mnt, check);
+    expect(snapshot(l.mnt).tree).toEqual(want);
+    await lm.unmount();
+    await km.unmount();
+    mounts.splice(0);
+    // Each upper under the other implementation, and under its own again.
+    for (const [s, how] of [
+      [l, 'kernel'],
+      [k, 'layerfs'],
+      [l, 'layerfs'],
+    ] as const) {
+      const m = how === 'kernel' ? mountKernelOverlay(opts(s), s.mnt) : await mountLayerfs(opts(s), s.mnt);
+      mounts.push(m);
+      expect({ how, tree: snapshot(s.mnt).tree, check: sh(s.mnt, check) }).toEqual({ how, tree: want, check: wantCheck });
+      await m.unmount();
+      mounts.splice(0);
+    }
+    expect(layerfs).toEqual(kernel);
+    return { kernel, layerfs };
+  }
+
+  test('writing through one of two hard-linked lower names copies up that name only', async () => {
+    const { layerfs } = await compare(
+      (lower) => {
+        fs.writeFileSync(path.join(lower, 'a'), 'original\n');
+        fs.linkSync(path.join(lower, 'a'), path.join(lower, 'b'));
+      },
+      'echo written > b; cat a b; stat -c "%n %h" a b',
+      'cat a b',
+    );
+    expect(layerfs).toBe('original\nwritten\na 2\nb 1\nstatus=0');
+  });
+
+  test('rm -rf X; mkdir X; mv X Y: the old lower X never comes back', async () => {
+    const { layerfs } = await compare(
+      (lower) => {
+        fs.mkdirSync(path.join(lower, 'X/sub'), { recursive: true });
+        fs.writeFileSync(path.join(lower, 'X/sub/f'), 'f');
+        fs.writeFileSync(path.join(lower, 'X/g'), 'g');
+      },
+      'rm -rf X && mkdir X && mv X Y && ls -A; ls -A Y; ls X 2>&1 | sed "s/.*: //"',
+      'ls -A; ls X 2>&1 | sed "s/.*: //"',
+    );
+    expect(layerfs).toBe('Y\nNo such file or directory\nstatus=0');
+  });
+
+  test('a directory made where a lower one was removed is opaque; a fresh one is not', async () => {
+    await compare(
+      (lower) => {
+        fs.mkdirSync(path.join(lower, 'd'));
+        fs.writeFileSync(path.join(lower, 'd/old'), 'old');
+      },
+      'rm -r d && mkdir d new && touch d/n new/n && ls -A d new',
+      'ls -A d new',
+    );
+  });
+
+  test('a read-only handle opened before a copy-up reads the new data', async () => {
+    const script = [
+      'exec 3< f',
+      'echo new-data-longer > f',
+      'cat <&3',
+      'exec 3<&-',
+      'stat -c %i f > /dev/null',
+    ].join('\n');
+    const { layerfs } = await compare((lower) => fs.writeFileSync(path.join(lower, 'f'), 'old\n'), script, 'cat f');
+    expect(layerfs).toBe('new-data-longer\nstatus=0');
+  });
+
+  test('st_ino is kept across copy-up, for files and directories', async () => {
+    const script = 'a=$(stat -c %i f d); chmod 600 f; chmod 700 d; b=$(stat -c %i f d); [ "$a" = "$b" ] && echo same';
+    const { layerfs } = await compare(
+      (lower) => {
+        fs.writeFileSync(path.join(lower, 'f'), 'f');
+        fs.mkdirSync(path.join(lower, 'd'));
+      },
+      script,
+      'true',
+    );
+    expect(layerfs).toBe('same\nstatus=0');
+  });
+
+  test('fsync, ftruncate and fallocate through handles; hard links in the upper keep nlink', async () => {
+    const script = [
+      'printf 0123456789 >> f',
+      'truncate -s 4 f && cat f && echo',
+      'fallocate -l 65536 f && stat -c %s f',
+      'ln f g && ln g h && stat -c "%h" f g h',
+      'rm g && stat -c "%h" f h',
+      'sync f',
+    ].join('\n');
+    const { layerfs } = await compare((lower) => fs.writeFileSync(path.join(lower, 'f'), 'lower'), script, 'stat -c "%n %s %h" f h');
+    expect(layerfs).toBe('lowe\n65536\n3\n3\n3\n2\n2\nstatus=0');
+  });
+});
+
+describeIfKernelOverlay('write path, what layerfs refuses', () => {
+  let base: string;
+  let m: Mounted | undefined;
+  let s: Stack;
+  beforeEach(async () => {
+    base = tmpdir('lfs-refuse-');
+    s = makeStack(base, (lower) => {
+      fs.mkdirSync(path.join(lower, 'd'));
+      fs.writeFileSync(path.join(lower, 'f'), 'f');
+    });
+    m = await mountLayerfs(opts(s), s.mnt);
+  });
+  afterEach(async () => {
+    await m?.unmount();
+    expect(anyMountUnder(base)).toBe(false);
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  test('names starting with .wh. cannot be created, linked or renamed to (EPERM)', () => {
+    const out = sh(
+      s.mnt,
+      [
+        'touch .wh.a 2>&1 | sed "s/.*: //"',
+        'mkdir .wh.b 2>&1 | sed "s/.*: //"',
+        'ln -s x .wh.c 2>&1 | sed "s/.*: //"',
+        'ln f .wh.d 2>&1 | sed "s/.*: //"',
+        'mv f .wh.e 2>&1 | sed "s/.*: //"',
+        'mkfifo .wh.f 2>&1 | sed "s/.*: //"',
+        'ls -A',
+      ].join('\n'),
+    );
+    expect(out).toBe(`${'Operation not permitted\n'.repeat(6)}d\nf\nstatus=0`);
+    expect(fs.readdirSync(s.upper)).toEqual([]);
+  });
+
+  test("the overlay's private xattrs can be neither set, removed nor read through the mount", () => {
+    const out = sh(
+      s.mnt,
+      [
+        'rm f && mkdir f', // an opaque directory: trusted.overlay.opaque=y in the upper
+        'getfattr -n trusted.overlay.opaque f 2>&1 | sed "s/.*: //"',
+        'getfattr -d -m - f | grep -c overlay',
+        'setfattr -n trusted.overlay.opaque -v y d 2>&1 | sed "s/.*: //"',
+        'setfattr -n user.overlay.opaque -v y d 2>&1 | sed "s/.*: //"',
+        'setfattr -x trusted.overlay.opaque f 2>&1 | sed "s/.*: //"',
+        'setfattr -n user.ok -v 1 d && getfattr --only-values -n user.ok d; echo',
+      ].join('\n'),
+    );
+    expect(out).toBe('No such attribute\n0\nOperation not supported\nOperation not supported\nOperation not supported\n1\nstatus=0');
+    expect(native().lgetxattr(path.join(s.upper, 'f'), 'trusted.overlay.opaque').toString()).toBe('y');
+  });
+});
