@@ -138,3 +138,47 @@ describe('directory emptiness for rmdir and rename-over', () => {
     await ov.close();
   });
 });
+
+describe('whiteout fallback where mknod is refused', () => {
+  let base: string;
+  /** An upper filesystem that refuses device nodes, as for an unprivileged daemon. */
+  class NoDevUpper extends HostUpperLayer {
+    override async mknod(loc: Parameters<HostUpperLayer['mknod']>[0], mode: number, rdev: number): Promise<void> {
+      if ((mode & 0o170000) === 0o020000) throw Object.assign(new Error('mknod: EPERM'), { code: 'EPERM' });
+      return super.mknod(loc, mode, rdev);
+    }
+  }
+  beforeEach(() => {
+    base = fs.mkdtempSync(path.join(os.tmpdir(), 'lfs-nodev-'));
+    for (const d of ['lower/d', 'upper', 'work/work']) fs.mkdirSync(path.join(base, d), { recursive: true });
+    fs.writeFileSync(path.join(base, 'lower/d/f'), 'f');
+    fs.writeFileSync(path.join(base, 'lower/d/g'), 'g');
+  });
+  afterEach(() => fs.rmSync(base, { recursive: true, force: true }));
+
+  async function open(): Promise<Overlay> {
+    const upper = new NoDevUpper(path.join(base, 'upper'), path.join(base, 'work/work'));
+    return Overlay.open({ layers: [upper, new HostLayer(path.join(base, 'lower'))], layerNames: ['upper', 'lower1'], upper });
+  }
+
+  test('the probe picks the xattr form, and a fresh mount reads it back', async () => {
+    const ov = await open();
+    expect(ov.markerConfig?.whiteout).toBe('xattr');
+    await ov.unlink('/d/f');
+    await ov.rename('/d/g', '/d/h', 0);
+    const ls = async (o: Overlay) => (await o.readdir('/d')).map((e) => e.name).sort();
+    expect(await ls(ov)).toEqual(['h']);
+    await ov.close();
+    // On disk: zero-size files with <ns>.overlay.whiteout in a directory marked opaque=x.
+    const ns = native().llistxattr(path.join(base, 'upper/d')).find((n: string) => n.endsWith('.overlay.opaque'))!;
+    expect(native().lgetxattr(path.join(base, 'upper/d'), ns).toString()).toBe('x');
+    for (const w of ['f', 'g']) {
+      expect(fs.statSync(path.join(base, 'upper/d', w)).size).toBe(0);
+      expect(native().llistxattr(path.join(base, 'upper/d', w))).toContain(ns.replace('opaque', 'whiteout'));
+    }
+    const again = await open();
+    expect(await ls(again)).toEqual(['h']);
+    await expect(again.getattr('/d/f')).rejects.toMatchObject({ code: 'ENOENT' });
+    await again.close();
+  });
+});
