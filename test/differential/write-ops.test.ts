@@ -18,7 +18,7 @@ import { describeIfKernelOverlay, tmpdir } from '../helpers/env';
 import { anyMountUnder, mountKernelOverlay, mountLayerfs, type Mounted } from '../helpers/mount';
 import { kernelForms, layerSnapshot, writtenForms, randomStack, snapshot, stackPaths, writeStack } from '../helpers/stack';
 
-const SEEDS = (process.env.LAYERFS_DIFF_SEEDS ?? '1,2,4,8').split(',').map(Number);
+const SEEDS = (process.env.LAYERFS_DIFF_SEEDS ?? '1,2,3,4,5,6,7,8').split(',').map(Number);
 const OPS = Number(process.env.LAYERFS_DIFF_OPS ?? 2000);
 const APPLY = path.join(__dirname, '..', 'helpers', 'apply-ops.js');
 

@@ -60,7 +60,9 @@ function checkParents(rel) {
 function xwhiteoutEmpty(rel) {
   const abs = path.join(oracleRoot, rel);
   try {
-    if (!fs.lstatSync(abs).isDirectory() || fs.readdirSync(abs).length > 0) return false;
+    // Names that cannot be looked up do not count: the kernel lists a lower
+    // xattr whiteout under a directory it merged through an origin.
+    if (!fs.lstatSync(abs).isDirectory() || fs.readdirSync(abs).some((n) => exists(path.join(abs, n)))) return false;
   } catch {
     return false;
   }
