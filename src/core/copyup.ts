@@ -31,7 +31,7 @@ export interface CopyUpHost {
   readonly syncData: boolean;
   resolve(path: MergedPath): Promise<Resolution>;
   tmpName(): string;
-  /** Called once the copy of `from` is in place as `upper`. */
+  /** Called once the copy of `from` is in place as `upper`; cached lookups are stale from here on. */
   copiedUp(path: MergedPath, from: LayerEntry, upper: Stat): void;
 }
 

@@ -136,6 +136,9 @@ export class Overlay {
         resolve: (p) => ov.resolve(p),
         tmpName: () => ov.tmpName(),
         copiedUp: (_path, from, st) => {
+          // The mutation that copied up may look the path up again before it
+          // ends (a rename copies up both parents): drop what is cached now.
+          ov.mutated();
           ov.copyUps++;
           ov.copiedOrigins.add(entryKey(from));
           ov.stableIno.set(devIno(st), ov.stableIno.get(devIno(from.stat)) ?? ov.inodes.of(from));
@@ -588,6 +591,8 @@ export class Overlay {
     for (;;) {
       const s = winner(await this.resolve(src))!;
       if (isDir(s.stat)) throw fsError('EPERM', 'link', src);
+      // Checked before the copy-up too: a failed link copies nothing up.
+      if ((await this.resolveMaybe(dst)).entries.length > 0) throw fsError('EEXIST', 'link', dst);
       await this.copyUp!.ensure(src);
       const done = await this.mutate(async () => {
         const top = winner(await this.resolve(src))!;
@@ -692,46 +697,79 @@ export class Overlay {
     }
     if (src === '/' || dst === '/') throw fsError('EBUSY', 'rename', src);
     for (;;) {
-      // Copy-ups first, outside the lock; the locked part re-checks them.
-      const s = winner(await this.resolve(src))!;
-      if (!isDir(s.stat)) await this.copyUp!.ensure(src);
-      if (exchange) {
-        const d = winner(await this.resolve(dst))!;
-        if (!isDir(d.stat)) await this.copyUp!.ensure(dst);
-      }
+      // Every check that can fail comes before any copy-up (a failed rename
+      // changes nothing, as in the kernel); the locked part checks again.
+      const c = await this.renameChecks(src, dst, flags);
+      if (c === 'same') return;
+      if (!c.sDir) await this.copyUp!.ensure(src);
+      if (exchange && !c.dDir) await this.copyUp!.ensure(dst);
       const done = await this.mutate(() => this.renameLocked(upper, src, dst, flags));
       if (done) return;
     }
   }
 
+  /**
+   * The checks of rename(2) in the kernel's order, on the merged view and
+   * without changing anything: the VFS's (ENOENT, ENOTDIR, EISDIR, EEXIST
+   * for RENAME_NOREPLACE, EINVAL for a directory moved under itself), then
+   * overlayfs's own before its copy-ups (EXDEV for a directory with lower
+   * content, ENOTEMPTY for a target directory that is not pure upper).
+   * 'same' when both names are one object: rename(2) then does nothing.
+   */
+  private async renameChecks(src: MergedPath, dst: MergedPath, flags: number): Promise<'same' | { sDir: boolean; dDir: boolean }> {
+    const exchange = (flags & RENAME_EXCHANGE) !== 0;
+    const rs = await this.resolve(src);
+    const rd = await this.resolveMaybe(dst);
+    const s = winner(rs)!;
+    const d = winner(rd);
+    if (exchange && d === undefined) throw fsError('ENOENT', 'rename', dst);
+    const sDir = isDir(s.stat);
+    const dDir = d !== undefined && isDir(d.stat);
+    if (src === dst) return 'same';
+    if (flags & RENAME_NOREPLACE && d !== undefined) throw fsError('EEXIST', 'rename', dst);
+    if (!exchange && d !== undefined) {
+      if (sDir && !dDir) throw fsError('ENOTDIR', 'rename', dst);
+      if (!sDir && dDir) throw fsError('EISDIR', 'rename', dst);
+    }
+    if ((sDir && dst.startsWith(`${src}/`)) || (exchange && dDir && src.startsWith(`${dst}/`))) {
+      throw fsError('EINVAL', 'rename', src);
+    }
+    if (sDir && rs.entries.some((e) => e.layer !== 0)) throw fsError('EXDEV', 'rename', src);
+    if (exchange && dDir && rd.entries.some((e) => e.layer !== 0)) throw fsError('EXDEV', 'rename', dst);
+    // A pure-upper target directory is left to the upper filesystem's
+    // rename, which refuses it (ENOTEMPTY) while it holds anything, stale
+    // whiteouts included, exactly as under the kernel, side effects of the
+    // failed rename included (ext4 touches the source directory's times when
+    // it undoes RENAME_WHITEOUT). Any other must be empty in the merged view.
+    if (!exchange && dDir && !this.isPureUpperDir(rd) && (await readMergedDir(this.layers, rd)).length > 0) {
+      throw fsError('ENOTEMPTY', 'rename', dst);
+    }
+    // Two names of one upper file (hard links): nothing to do either.
+    if (!exchange && !dDir && d !== undefined && d.layer === 0 && s.layer === 0 && d.stat.ino === s.stat.ino && d.stat.dev === s.stat.dev) {
+      return 'same';
+    }
+    return { sDir, dDir };
+  }
+
   private async renameLocked(upper: UpperLayer, src: MergedPath, dst: MergedPath, flags: number): Promise<boolean> {
     const exchange = (flags & RENAME_EXCHANGE) !== 0;
+    const c = await this.renameChecks(src, dst, flags);
+    if (c === 'same') return true;
+    const { sDir, dDir } = c;
     const sParent = await this.parentDirLocked('rename', src);
     const dParent = await this.parentDirLocked('rename', dst);
     const sName = baseName(src);
-    const dName = baseName(dst);
     const rs = await resolveChild(this.layers, sParent, sName);
+    const rd = await resolveChild(this.layers, dParent, baseName(dst));
     const s = winner(rs);
-    if (s === undefined) throw fsError('ENOENT', 'rename', src);
-    const rd = await resolveChild(this.layers, dParent, dName);
     const d = winner(rd);
-    if (exchange && d === undefined) throw fsError('ENOENT', 'rename', dst);
-    if (flags & RENAME_NOREPLACE && d !== undefined) throw fsError('EEXIST', 'rename', dst);
-    const sDir = isDir(s.stat);
-    if (sDir ? rs.entries.some((e) => e.layer !== 0) : s.layer !== 0) {
-      if (sDir) throw fsError('EXDEV', 'rename', src);
-      return false; // copy-up raced with another change: again
-    }
+    // Copied up outside the lock; if that raced with another change, again.
+    if (s === undefined || isDir(s.stat) !== sDir || (!sDir && s.layer !== 0)) return false;
+    if (exchange && (d === undefined || isDir(d.stat) !== dDir || (!dDir && d.layer !== 0))) return false;
     const sLp = layerPath(src);
     const dLp = layerPath(dst);
-    if (src === dst) return true;
 
     if (exchange) {
-      const dDir = isDir(d!.stat);
-      if (dDir ? rd.entries.some((e) => e.layer !== 0) : d!.layer !== 0) {
-        if (dDir) throw fsError('EXDEV', 'rename', dst);
-        return false;
-      }
       await upper.rename(sLp, dLp, RENAME_EXCHANGE);
       // As for rename: a directory arriving in a merged directory becomes opaque.
       if (sDir && isMerged(dParent)) await this.markers!.setOpaque(dLp);
@@ -741,28 +779,13 @@ export class Overlay {
 
     const dWhiteout = d === undefined ? this.upperWhiteout(rd) : undefined;
     const dOverWhiteout = dWhiteout !== undefined && dWhiteout !== 'wh-file';
-    const dDir = d !== undefined && isDir(d.stat);
-    // A pure-upper target directory is left to the upper filesystem's
-    // rename, which refuses it (ENOTEMPTY) while it holds anything, stale
-    // whiteouts included, exactly as under the kernel, side effects of the
-    // failed rename included (ext4 touches the source directory's times when
-    // it undoes RENAME_WHITEOUT). Any other must be empty in the merged view,
-    // checked first.
-    const dPure = dDir && this.isPureUpperDir(rd);
-    if (d !== undefined) {
-      if (sDir && !dDir) throw fsError('ENOTDIR', 'rename', dst);
-      if (!sDir && dDir) throw fsError('EISDIR', 'rename', dst);
-      if (dDir && !dPure && (await readMergedDir(this.layers, rd)).length > 0) throw fsError('ENOTEMPTY', 'rename', dst);
-      // Two names of one file: rename(2) does nothing.
-      if (!dDir && d.layer === 0 && d.stat.ino === s.stat.ino && d.stat.dev === s.stat.dev) return true;
-    }
     const sNeedsWhiteout = await this.lowerHas(sParent, sName);
     // The kernel's rule: a directory moved into a merged directory is made
     // opaque, so that whatever lower layers have (or later get) at its new
     // name never merges into it. The kernel does this before the upper
     // rename, so it stays even when that rename then fails.
     if (sDir && isMerged(dParent)) await this.markers!.setOpaque(sLp);
-    if (dDir && !dPure && d!.layer === 0) await this.emptyUpperDir(dLp);
+    if (dDir && !this.isPureUpperDir(rd) && d!.layer === 0) await this.emptyUpperDir(dLp);
     if (dOverWhiteout && sDir) {
       // A directory cannot replace a non-directory: swap with the whiteout,
       // which then sits at the old name, where it is kept if needed.

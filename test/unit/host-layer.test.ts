@@ -182,3 +182,31 @@ describe('whiteout fallback where mknod is refused', () => {
     await again.close();
   });
 });
+
+describe('a failed operation copies nothing up', () => {
+  let base: string;
+  beforeEach(() => {
+    base = fs.mkdtempSync(path.join(os.tmpdir(), 'lfs-nocopy-'));
+    for (const d of ['lower/a/dir/sub', 'lower/a/full/x', 'upper/u', 'work/work']) fs.mkdirSync(path.join(base, d), { recursive: true });
+    fs.writeFileSync(path.join(base, 'lower/a/file'), 'f');
+  });
+  afterEach(() => fs.rmSync(base, { recursive: true, force: true }));
+
+  async function open(): Promise<Overlay> {
+    const upper = new HostUpperLayer(path.join(base, 'upper'), path.join(base, 'work/work'));
+    return Overlay.open({ layers: [upper, new HostLayer(path.join(base, 'lower'))], layerNames: ['upper', 'lower1'], upper });
+  }
+
+  test('rename: EXDEV and ENOTEMPTY come before the copy-up of parents and source (as in the kernel)', async () => {
+    const ov = await open();
+    await expect(ov.rename('/a/dir', '/a/moved', 0)).rejects.toMatchObject({ code: 'EXDEV' });
+    await expect(ov.rename('/a/file', '/a/dir', 2)).rejects.toMatchObject({ code: 'EXDEV' });
+    await expect(ov.rename('/u', '/a/full', 0)).rejects.toMatchObject({ code: 'ENOTEMPTY' });
+    await expect(ov.rename('/a/file', '/a/dir', 0)).rejects.toMatchObject({ code: 'EISDIR' });
+    expect(fs.readdirSync(path.join(base, 'upper'))).toEqual(['u']);
+    // And one that succeeds copies up the parent once, then moves the file.
+    await ov.rename('/a/file', '/a/renamed', 0);
+    expect(fs.readdirSync(path.join(base, 'upper/a')).sort()).toEqual(['file', 'renamed']);
+    await ov.close();
+  });
+});
