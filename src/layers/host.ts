@@ -50,13 +50,39 @@ function sys<T>(syscall: string, path: string, fn: () => T): T {
   }
 }
 
+/**
+ * System calls made on one layer's files, by name. Counted where they are
+ * made, so a workload's cost on a (possibly slow, or network) lower layer can
+ * be measured, and "a hot lookup touches no lower layer" checked.
+ */
+export class SyscallCounts {
+  private readonly n = new Map<string, number>();
+  add(syscall: string): void {
+    this.n.set(syscall, (this.n.get(syscall) ?? 0) + 1);
+  }
+  /** A copy of the counts so far, by system call name. */
+  snapshot(): Record<string, number> {
+    return Object.fromEntries(this.n);
+  }
+  get total(): number {
+    let t = 0;
+    for (const v of this.n.values()) t += v;
+    return t;
+  }
+}
+
 class HostFile implements SeekableFile, UpperFile {
-  constructor(private readonly fh: fsp.FileHandle) {}
+  constructor(
+    private readonly fh: fsp.FileHandle,
+    private readonly calls: SyscallCounts,
+  ) {}
   async read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+    this.calls.add('pread');
     const { bytesRead } = await this.fh.read(buf, offset, length, position);
     return bytesRead;
   }
   async write(buf: Buffer, offset: number, length: number, position: number | null): Promise<number> {
+    this.calls.add('pwrite');
     const { bytesWritten } = await this.fh.write(buf, offset, length, position);
     return bytesWritten;
   }
@@ -73,6 +99,7 @@ class HostFile implements SeekableFile, UpperFile {
     return statFromNode(await this.fh.stat({ bigint: true }));
   }
   nextData(pos: number): number | null {
+    this.calls.add('lseek');
     try {
       return native().lseek(this.fh.fd, pos, native().SEEK_DATA);
     } catch (err) {
@@ -81,9 +108,11 @@ class HostFile implements SeekableFile, UpperFile {
     }
   }
   nextHole(pos: number): number {
+    this.calls.add('lseek');
     return sys('lseek', '', () => native().lseek(this.fh.fd, pos, native().SEEK_HOLE));
   }
   close(): Promise<void> {
+    this.calls.add('close');
     return this.fh.close();
   }
 }
@@ -103,6 +132,9 @@ function timespec(t: TimeSpec): [number, number] {
 }
 
 export class HostLayer implements Layer {
+  /** The system calls this layer made on its files (reads, lookups, listings). */
+  readonly calls = new SyscallCounts();
+
   constructor(readonly root: string) {}
 
   /** The host path of a layer path. */
@@ -111,19 +143,23 @@ export class HostLayer implements Layer {
   }
 
   async lstat(p: LayerPath): Promise<Stat> {
+    this.calls.add('lstat');
     return statFromNode(await fsp.lstat(this.hostPath(p), { bigint: true }));
   }
 
   async readdir(p: LayerPath): Promise<DirEntry[]> {
+    this.calls.add('readdir');
     const ents = await fsp.readdir(this.hostPath(p), { withFileTypes: true });
     return ents.map((d) => ({ name: d.name, type: direntType(d) }));
   }
 
   readlink(p: LayerPath): Promise<string> {
+    this.calls.add('readlink');
     return fsp.readlink(this.hostPath(p));
   }
 
   async getxattr(p: LayerPath, name: string): Promise<Buffer> {
+    this.calls.add('lgetxattr');
     try {
       return native().lgetxattr(this.hostPath(p), name);
     } catch (err) {
@@ -132,6 +168,7 @@ export class HostLayer implements Layer {
   }
 
   async listxattr(p: LayerPath): Promise<string[]> {
+    this.calls.add('llistxattr');
     try {
       return native().llistxattr(this.hostPath(p));
     } catch (err) {
@@ -140,10 +177,12 @@ export class HostLayer implements Layer {
   }
 
   async open(p: LayerPath, flags: number): Promise<LayerFile> {
-    return new HostFile(await fsp.open(this.hostPath(p), flags));
+    this.calls.add('open');
+    return new HostFile(await fsp.open(this.hostPath(p), flags), this.calls);
   }
 
   async statfs(p: LayerPath): Promise<StatFs> {
+    this.calls.add('statfs');
     const s = await fsp.statfs(this.hostPath(p));
     return {
       type: s.type,
@@ -244,7 +283,8 @@ export class HostUpperLayer extends HostLayer implements UpperLayer {
     await fsp.truncate(this.at(loc), size);
   }
   async openFile(loc: Loc, flags: number, mode = 0o600): Promise<UpperFile> {
-    return new HostFile(await fsp.open(this.at(loc), flags | fsc.O_NOFOLLOW, mode));
+    this.calls.add('open');
+    return new HostFile(await fsp.open(this.at(loc), flags | fsc.O_NOFOLLOW, mode), this.calls);
   }
   async listWork(): Promise<string[]> {
     return fsp.readdir(this.workRoot);

@@ -210,3 +210,36 @@ describe('a failed operation copies nothing up', () => {
     await ov.close();
   });
 });
+
+describe('system calls on lower layers', () => {
+  let base: string;
+  beforeEach(() => {
+    base = fs.mkdtempSync(path.join(os.tmpdir(), 'lfs-calls-'));
+    for (const d of ['l1/usr/bin', 'l2/usr/lib', 'upper', 'work/work']) fs.mkdirSync(path.join(base, d), { recursive: true });
+    fs.writeFileSync(path.join(base, 'l1/usr/bin/sh'), 'sh');
+    fs.writeFileSync(path.join(base, 'l2/usr/lib/libc'), 'libc');
+  });
+  afterEach(() => fs.rmSync(base, { recursive: true, force: true }));
+
+  test('are counted per layer; a repeated lookup makes none until something changes', async () => {
+    const l1 = new HostLayer(path.join(base, 'l1'));
+    const l2 = new HostLayer(path.join(base, 'l2'));
+    const upper = new HostUpperLayer(path.join(base, 'upper'), path.join(base, 'work/work'));
+    const ov = await Overlay.open({ layers: [upper, l1, l2], layerNames: ['upper', 'lower1', 'lower2'], upper });
+    const lower = () => l1.calls.total + l2.calls.total;
+    await ov.getattr('/usr/bin/sh');
+    await expect(ov.getattr('/usr/nothere')).rejects.toMatchObject({ code: 'ENOENT' });
+    const cold = lower();
+    expect(cold).toBeGreaterThan(0);
+    expect(l1.calls.snapshot().lstat).toBeGreaterThan(0);
+    await ov.getattr('/usr/bin/sh');
+    await expect(ov.getattr('/usr/nothere')).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(lower()).toBe(cold);
+    // A change through the overlay drops what was cached: the next lookup looks again.
+    await ov.mkdir('/usr/new', 0o755, { uid: 0, gid: 0, pid: process.pid });
+    const after = lower();
+    await ov.getattr('/usr/bin/sh');
+    expect(lower()).toBeGreaterThan(after);
+    await ov.close();
+  });
+});
