@@ -635,7 +635,8 @@ export class Overlay {
       if (!dir && isDir(top.stat)) throw fsError('EISDIR', op, p);
       const lp = layerPath(p);
       const parentLp = layerPath(parent.path);
-      const lowerHas = await this.lowerHas(parent, name);
+      // Found only in lower layers: a lower layer has it, no need to look again.
+      const lowerHas = top.layer !== 0 || (await this.lowerHas(parent, name));
       // The kernel leaves a pure-upper directory's removal to the upper
       // filesystem (vfs_rmdir), so a stale whiteout in it makes it not empty;
       // any other directory must be empty in the merged view, and its
