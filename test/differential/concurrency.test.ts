@@ -11,7 +11,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { describeIfKernelOverlay, tmpdir } from '../helpers/env';
 import { anyMountUnder, mountKernelOverlay, mountLayerfs, type Mounted } from '../helpers/mount';
-import { layerSnapshot, snapshot } from '../helpers/stack';
+import { diffTrees, layerSnapshot, snapshot } from '../helpers/stack';
 
 const WORKERS = Number(process.env.LAYERFS_STRESS_WORKERS ?? 8);
 const OPS = Number(process.env.LAYERFS_STRESS_OPS ?? 300);
@@ -69,14 +69,6 @@ function runWorkers(root: string, seed: number): Promise<string[][]> {
   );
 }
 
-function diff(a: Record<string, string>, b: Record<string, string>): string[] {
-  const out: string[] = [];
-  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (a[k] !== b[k]) out.push(`${k}: kernel=${a[k] ?? '(absent)'} layerfs=${b[k] ?? '(absent)'}`);
-  }
-  return out.sort();
-}
-
 describeIfKernelOverlay('write path under concurrency: kernel overlayfs vs layerfs', () => {
   let base: string;
   const mounts: Mounted[] = [];
@@ -123,8 +115,8 @@ describeIfKernelOverlay('write path under concurrency: kernel overlayfs vs layer
       // Every operation is on the worker's own names: none may fail.
       expect(kErrors).toEqual([]);
       expect(lr).toEqual(kr);
-      expect(diff(kTree, lTree).slice(0, 20)).toEqual([]);
-      expect(diff(ku, lu).slice(0, 20)).toEqual([]);
+      expect(diffTrees(kTree, lTree).slice(0, 20)).toEqual([]);
+      expect(diffTrees(ku, lu).slice(0, 20)).toEqual([]);
     }, 600000);
   }
 });

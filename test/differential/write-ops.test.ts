@@ -16,7 +16,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { describeIfKernelOverlay, tmpdir } from '../helpers/env';
 import { anyMountUnder, mountKernelOverlay, mountLayerfs, type Mounted } from '../helpers/mount';
-import { kernelForms, layerSnapshot, writtenForms, randomStack, snapshot, stackPaths, writeStack } from '../helpers/stack';
+import { diffTrees, kernelForms, layerSnapshot, writtenForms, randomStack, snapshot, stackPaths, writeStack } from '../helpers/stack';
 
 const SEEDS = (process.env.LAYERFS_DIFF_SEEDS ?? '1,2,3,4,5,6,7,8').split(',').map(Number);
 const OPS = Number(process.env.LAYERFS_DIFF_OPS ?? 2000);
@@ -63,15 +63,6 @@ interface FsOp {
   kind: string;
   path?: string;
   to?: string;
-}
-
-/** Differences between two path -> line maps, as readable lines. */
-function diffTrees(a: Record<string, string>, b: Record<string, string>, an: string, bn: string): string[] {
-  const out: string[] = [];
-  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (a[k] !== b[k]) out.push(`${k}: ${an}=${a[k] ?? '(absent)'} ${bn}=${b[k] ?? '(absent)'}`);
-  }
-  return out.sort();
 }
 
 /** mtimes: exact when older than the run, "during the run" on both sides otherwise. */

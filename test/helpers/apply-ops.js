@@ -16,6 +16,7 @@
 const fs = require('fs');
 const path = require('path');
 const crypto = require('crypto');
+const { rng } = require('./rng');
 const native = require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'layerfs_native.node'));
 
 const [oracleRoot, otherRoot, seedArg, countArg, pathsFile, lowerdirs] = process.argv.slice(2);
@@ -190,16 +191,6 @@ function exists(abs) {
   }
 }
 
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const r = rng(Number(seedArg) * 7919 + 17);
 const pick = (xs) => xs[Math.floor(r() * xs.length)];

@@ -5,6 +5,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { native } from '../../src/native';
+import { rng } from './rng';
 
 export type NodeSpec =
   | { t: 'f'; data?: string; mode?: number; uid?: number; gid?: number; x?: Record<string, string> }
@@ -112,16 +113,13 @@ export function writeStack(base: string, layers: LayerSpec[], forms: Forms): str
   });
 }
 
-/** A seeded PRNG (mulberry32): the same seed gives the same stack everywhere. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+/** Differences between two path -> description maps, one readable line each, sorted. */
+export function diffTrees(a: Record<string, string>, b: Record<string, string>, an = 'kernel', bn = 'layerfs'): string[] {
+  const out: string[] = [];
+  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
+    if (a[k] !== b[k]) out.push(`${k}: ${an}=${a[k] ?? '(absent)'} ${bn}=${b[k] ?? '(absent)'}`);
+  }
+  return out.sort();
 }
 
 /** A random stack whose names collide across layers often. */

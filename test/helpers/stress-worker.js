@@ -13,6 +13,7 @@
 const fs = require('fs');
 const path = require('path');
 const C = fs.constants;
+const { rng } = require('./rng');
 const native = require(path.join(__dirname, '..', '..', 'native', 'build', 'Release', 'layerfs_native.node'));
 
 const [root, workerArg, nArg, seedArg, countArg] = process.argv.slice(2);
@@ -26,16 +27,6 @@ const SHARED = 6; // d*/s0..s5, written by everyone
 const OWNED = 3; // d*/o<worker>_0..2, lower files this worker may change
 const BLOCK = 512;
 
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const r = rng(Number(seedArg) * 104729 + me * 7919 + 1);
 const pick = (xs) => xs[Math.floor(r() * xs.length)];
 const int = (n) => Math.floor(r() * n);
