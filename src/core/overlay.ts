@@ -9,6 +9,7 @@
 // place, so each change appears at once and a crash leaves no partial object.
 // Namespace mutations are serialized by one mutex (lock.ts); reads never wait.
 import { constants as fsc } from 'fs';
+import { DEFAULT_LIMITS, MetadataCache, type CacheLimits, type CachedNode } from '../cache/metadata';
 import { fsError, hasCode } from './errors';
 import { CopyUp, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './copyup';
 import { InodeNumbers } from './inode';
@@ -19,7 +20,7 @@ import { Markers, probeMarkers, type MarkerConfig } from './markers';
 import { baseName, layerChild, layerPath, mergedPath, parentOf, type LayerPath, type MergedPath } from './paths';
 import { readMergedDir, type MergedDirEntry } from './readdir';
 import { isDir, isReg, isSymlink, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Stat, type StatFs } from './stat';
-import { isPrivateXattr, isWhiteoutName, WHITEOUT_PREFIX, type WhiteoutForm } from './whiteout';
+import { isPrivateXattr, isWhiteoutName, readDirMarkers, WHITEOUT_PREFIX, type WhiteoutForm } from './whiteout';
 
 export interface OverlayConfig {
   /** Layers top-down: the upper (if any) first, then lowerdir in mount order. */
@@ -34,7 +35,17 @@ export interface OverlayConfig {
   userxattr?: boolean;
   /** Skip fsync of copied-up data (the kernel's `volatile`). */
   volatile?: boolean;
+  /** Metadata cache bounds; false turns the cache off (layers that change underneath). */
+  cache?: CacheLimits | false;
 }
+
+/**
+ * Paths whose cached state outside the overlay (the kernel's dentry, attribute
+ * and page caches) went stale through a side effect the caller of the
+ * operation cannot know about: a copy-up touching its parent directory, a
+ * hard link's other names, an explicit invalidation.
+ */
+export type InvalidateHook = (path: MergedPath, what: 'attr' | 'entry') => void;
 
 /** Who asks: the credentials FUSE passes with each request. */
 export interface Caller {
@@ -68,6 +79,8 @@ interface Handle {
   path: MergedPath;
   /** For lower files: the object's identity, to notice a later copy-up. */
   origin?: string;
+  /** For upper files: the stat at open, whose inode a write through the handle changes. */
+  upper?: Stat;
 }
 
 function entryKey(e: LayerEntry): string {
@@ -84,16 +97,13 @@ export class Overlay {
   readonly privileged: boolean;
   private inodes!: InodeNumbers;
   private root!: Resolution;
+  /** What lookup and readdir decided, invalidated exactly by every mutation (cache/metadata.ts). */
+  readonly cache: MetadataCache;
+  /** Told about side effects the kernel cannot see (set by the transport). */
+  onInvalidate: InvalidateHook | undefined;
   private markers: Markers | undefined;
   private copyUp: CopyUp | undefined;
   private readonly lock = new Mutex();
-  /**
-   * Resolutions computed since the last mutation. Every mutation through the
-   * overlay bumps `version` and clears it (exact invalidation, no timers);
-   * a resolution that raced with a mutation is not stored.
-   */
-  private readonly resolved = new Map<string, Resolution>();
-  private version = 0;
   private readonly files = new Map<number, Handle>();
   private nextFh = 1;
   private tmpSeq = 0;
@@ -109,6 +119,7 @@ export class Overlay {
     this.layerNames = cfg.layerNames;
     this.upper = cfg.upper;
     this.privileged = cfg.privileged ?? process.geteuid?.() === 0;
+    this.cache = new MetadataCache(cfg.cache === false ? undefined : (cfg.cache ?? DEFAULT_LIMITS));
     if (cfg.upper !== undefined && cfg.layers[0] !== cfg.upper) throw new Error('the upper layer must be layers[0]');
   }
 
@@ -135,10 +146,12 @@ export class Overlay {
         syncData: !(cfg.volatile ?? false),
         resolve: (p) => ov.resolve(p),
         tmpName: () => ov.tmpName(),
-        copiedUp: (_path, from, st) => {
+        copiedUp: (path, from, st) => {
           // The mutation that copied up may look the path up again before it
           // ends (a rename copies up both parents): drop what is cached now.
-          ov.mutated();
+          // The object now has an upper part, and its parent's upper
+          // directory got a new entry (and its times back).
+          ov.dropNames([path]);
           ov.copyUps++;
           ov.copiedOrigins.add(entryKey(from));
           ov.stableIno.set(devIno(st), ov.stableIno.get(devIno(from.stat)) ?? ov.inodes.of(from));
@@ -181,38 +194,115 @@ export class Overlay {
 
   /** Like resolve, but an absent final component gives an empty resolution. */
   async resolveMaybe(path: string): Promise<Resolution> {
-    const p = mergedPath(path);
-    const hit = this.resolved.get(p);
-    if (hit !== undefined) return hit;
-    const v = this.version;
-    let r: Resolution;
+    return (await this.node(mergedPath(path))).r;
+  }
+
+  /**
+   * The cache node for p, resolved through its parent's node: a hit costs no
+   * layer access, unless the winner is an upper object changed since its
+   * stat was read (then one lstat of the upper).
+   */
+  private async node(p: MergedPath): Promise<CachedNode> {
+    const hit = this.cache.get(p);
+    if (hit !== undefined) return this.cache.statFresh(hit) ? hit : this.refreshStat(hit);
+    // Read before the layers are: a mutation meanwhile keeps the result out.
+    const version = this.cache.version;
+    const seq = this.cache.now;
     if (p === '/') {
       await this.refreshRoot();
-      r = this.root;
-    } else {
-      const parent = await this.resolve(parentOf(p));
-      if (!isDir(winner(parent)!.stat)) throw fsError('ENOTDIR', 'lookup', parent.path);
-      r = await resolveChild(this.layers, parent, baseName(p));
+      return this.cache.set(p, this.root, undefined, version, seq);
     }
-    if (this.version === v) this.resolved.set(p, r);
-    return r;
+    const parent = await this.node(parentOf(p));
+    const top = winner(parent.r);
+    if (top === undefined) throw fsError('ENOENT', 'lookup', parent.path);
+    if (!isDir(top.stat)) throw fsError('ENOTDIR', 'lookup', parent.path);
+    const r = await resolveChild(this.layers, parent.r, baseName(p));
+    return this.cache.set(p, r, parent, version, seq);
   }
 
-  /** Drops every cached resolution: called after each change to the layers. */
-  private mutated(): void {
-    this.version++;
-    this.resolved.clear();
+  /** Re-reads the upper stat of a cached node whose upper object changed. */
+  private async refreshStat(n: CachedNode): Promise<CachedNode> {
+    const seq = this.cache.now;
+    const [top, ...rest] = n.r.entries;
+    let stat: Stat;
+    try {
+      stat = await this.layers[0].lstat(layerPath(n.path));
+    } catch (err) {
+      if (!hasCode(err, 'ENOENT', 'ENOTDIR')) throw err;
+      // Gone behind our back (a direct change in the upper): resolve afresh.
+      this.cache.drop(n.path);
+      return this.node(n.path);
+    }
+    if ((stat.mode & S_IFMT) !== (top.stat.mode & S_IFMT)) {
+      this.cache.drop(n.path);
+      return this.node(n.path);
+    }
+    this.cache.refreshed(n, { ...n.r, entries: [{ ...top, stat }, ...rest] }, seq);
+    return n;
   }
 
-  /** Runs a namespace mutation under the lock; the cache is invalidated when it ends. */
-  private mutate<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Names that were created, removed, renamed or copied up: their cached
+   * state and everything below them goes, and their parent directories'
+   * upper stat and listing are stale.
+   */
+  private dropNames(paths: readonly MergedPath[]): void {
+    for (const p of paths) {
+      this.cache.drop(p);
+      if (p === '/') continue;
+      const parent = this.cache.peek(parentOf(p));
+      const top = parent === undefined ? undefined : winner(parent.r);
+      if (top !== undefined && top.layer === 0) this.cache.changed(top.stat);
+    }
+  }
+
+  /** An upper object's attributes or contents changed (all its names see it). */
+  private changedObject(st: Stat | undefined): void {
+    if (st !== undefined) this.cache.changed(st);
+  }
+
+  /**
+   * Runs a namespace mutation under the lock. The names it may change are
+   * dropped from the cache when it ends, whether it succeeded or not (a
+   * failed rename can leave an opaque mark behind, as in the kernel).
+   */
+  private mutate<T>(fn: () => Promise<T>, names: readonly MergedPath[] = []): Promise<T> {
     return this.lock.run(async () => {
       try {
         return await fn();
       } finally {
-        this.mutated();
+        this.dropNames(names);
       }
     });
+  }
+
+  /**
+   * Drops cached state after changes made behind the overlay's back (a
+   * direct change in the upper directory, as Nix makes): for path, its name,
+   * everything below it and its parent's listing; without a path, everything.
+   * The transport is told so the kernel forgets its copies too.
+   */
+  invalidate(path?: string): void {
+    if (path === undefined) {
+      this.cache.clear();
+      this.onInvalidate?.('/' as MergedPath, 'entry');
+      return;
+    }
+    const p = mergedPath(path);
+    this.cache.drop(p);
+    if (p !== '/') this.cache.touch(parentOf(p));
+    this.onInvalidate?.(p, 'entry');
+  }
+
+  /**
+   * A name appeared in a lower layer's root (a growing Nix store): a cached
+   * negative entry or root listing must not hide it.
+   */
+  lowerGrew(name: string): void {
+    const p = mergedPath('/' + name);
+    this.cache.drop(p);
+    this.cache.touch('/' as MergedPath);
+    this.onInvalidate?.(p, 'entry');
   }
 
   /** The attributes shown for a resolved object. */
@@ -238,8 +328,17 @@ export class Overlay {
     return r;
   }
 
+  /** The merged listing, from the cache while the directory's upper part is unchanged. */
   async readdir(path: string): Promise<MergedDirEntry[]> {
-    return readMergedDir(this.layers, await this.opendir(path));
+    const p = mergedPath(path);
+    const n = await this.node(p);
+    if (n.r.entries.length === 0) throw fsError('ENOENT', 'readdir', p);
+    if (!isDir(winner(n.r)!.stat)) throw fsError('ENOTDIR', 'readdir', p);
+    if (this.cache.listingFresh(n)) return n.listing!;
+    const seq = this.cache.now;
+    const listing = await readMergedDir(this.layers, n.r);
+    this.cache.setListing(n, listing, seq);
+    return listing;
   }
 
   async readlink(path: string): Promise<string> {
@@ -274,15 +373,28 @@ export class Overlay {
         if (top.layer !== 0) continue; // replaced by a lower object meanwhile (rename): again
         if (isDir(top.stat)) throw fsError('EISDIR', 'open', p);
         const file = await upper.openFile(layerPath(p), flags & PASS_FLAGS);
-        // O_TRUNC changed the file's size and times: cached resolutions hold the old stat.
-        if (flags & fsc.O_TRUNC) this.mutated();
-        return this.addHandle({ file, layer: 0, path: p });
+        // O_TRUNC changed the file's size and times.
+        if (flags & fsc.O_TRUNC) this.changedObject(top.stat);
+        return this.addHandle({ file, layer: 0, path: p, upper: top.stat });
       }
     }
-    const r = await this.resolve(p);
-    const top = winner(r)!;
-    const file = await this.layers[top.layer].open(layerPath(r.path), fsc.O_RDONLY | (flags & fsc.O_NONBLOCK));
-    return this.addHandle({ file, layer: top.layer, path: p, origin: top.layer > 0 || !this.upper ? entryKey(top) : undefined });
+    for (let again = this.cache.enabled; ; again = false) {
+      const r = await this.resolve(p);
+      const top = winner(r)!;
+      let file: LayerFile;
+      try {
+        file = await this.layers[top.layer].open(layerPath(r.path), fsc.O_RDONLY | (flags & fsc.O_NONBLOCK));
+      } catch (err) {
+        // Removed behind the overlay's back (a direct change in the upper, not
+        // yet invalidated): the cached resolution is wrong, so resolve afresh once.
+        if (again && hasCode(err, 'ENOENT', 'ENOTDIR')) {
+          this.invalidate(p);
+          continue;
+        }
+        throw err;
+      }
+      return this.addHandle({ file, layer: top.layer, path: p, origin: top.layer > 0 || !this.upper ? entryKey(top) : undefined });
+    }
   }
 
   private addHandle(h: Handle): number {
@@ -354,7 +466,7 @@ export class Overlay {
       throw fsError('ENOENT', 'fsetattr');
     }
     if (a.size !== undefined) await f.truncate(a.size);
-    this.mutated();
+    this.changedObject(this.handle(fh, 'fsetattr').upper);
     return this.fgetattr(fh);
   }
 
@@ -364,7 +476,7 @@ export class Overlay {
     try {
       while (done < length) done += await f.write(buf, done, length - done, position + done);
     } finally {
-      this.mutated();
+      this.changedObject(this.files.get(fh)?.upper);
     }
     return done;
   }
@@ -376,7 +488,7 @@ export class Overlay {
 
   async fallocate(fh: number, mode: number, offset: number, length: number): Promise<void> {
     await this.upperFile(fh, 'fallocate').fallocate(mode, offset, length);
-    this.mutated();
+    this.changedObject(this.files.get(fh)?.upper);
   }
 
   async release(fh: number): Promise<void> {
@@ -461,7 +573,11 @@ export class Overlay {
       const done = await this.mutate(async () => {
         const top = winner(await this.resolve(p))!;
         if (top.layer !== 0) return false;
-        await fn(upper, layerPath(p), top.stat);
+        try {
+          await fn(upper, layerPath(p), top.stat);
+        } finally {
+          this.changedObject(top.stat);
+        }
         return true;
       });
       if (done) return;
@@ -491,7 +607,8 @@ export class Overlay {
       const stat = await this.createNode('create', path, S_IFREG | (mode & 0o7777), caller, async (upper, loc) => {
         file = await upper.openFile(loc, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o600);
       });
-      const fh = this.addHandle({ file: file!, layer: 0, path: mergedPath(path) });
+      const p = mergedPath(path);
+      const fh = this.addHandle({ file: file!, layer: 0, path: p, upper: winner(await this.resolve(p))!.stat });
       return { fh, stat };
     } catch (err) {
       await file?.close().catch(() => undefined);
@@ -533,7 +650,7 @@ export class Overlay {
         // After chown, which clears set-id bits; umask was applied by the kernel.
         if ((mode & S_IFMT) !== S_IFLNK) await upper.chmod(loc, (mode & 0o7777) | (dir && setgidDir ? S_ISGID : 0));
       });
-    });
+    }, [p]);
     return this.getattr(p);
   }
 
@@ -600,9 +717,13 @@ export class Overlay {
         const parent = await this.parentDirLocked('link', dst);
         const existing = await resolveChild(this.layers, parent, name);
         if (existing.entries.length > 0) throw fsError('EEXIST', 'link', dst);
-        await this.place(dst, existing, false, (loc) => upper.link(layerPath(src), loc));
+        try {
+          await this.place(dst, existing, false, (loc) => upper.link(layerPath(src), loc));
+        } finally {
+          this.changedObject(top.stat); // nlink and ctime, under every name
+        }
         return true;
-      });
+      }, [dst]);
       if (done) return this.getattr(dst);
     }
   }
@@ -633,8 +754,9 @@ export class Overlay {
       if (top === undefined) throw fsError('ENOENT', op, p);
       if (dir && !isDir(top.stat)) throw fsError('ENOTDIR', op, p);
       if (!dir && isDir(top.stat)) throw fsError('EISDIR', op, p);
+      // Other names of an upper file see its nlink drop.
+      if (!dir && top.layer === 0) this.changedObject(top.stat);
       const lp = layerPath(p);
-      const parentLp = layerPath(parent.path);
       // Found only in lower layers: a lower layer has it, no need to look again.
       const lowerHas = top.layer !== 0 || (await this.lowerHas(parent, name));
       // The kernel leaves a pure-upper directory's removal to the upper
@@ -649,12 +771,12 @@ export class Overlay {
       if (dir && (await readMergedDir(this.layers, r)).length > 0) throw fsError('ENOTEMPTY', op, p);
       if (top.layer !== 0) {
         // Only in lower layers: hide it.
-        await this.markers!.makeWhiteout(lp, parentLp);
+        await this.makeWhiteout(lp, parent);
         return;
       }
       if (lowerHas) {
         const tmp = { work: this.tmpName() };
-        await this.markers!.makeWhiteout(tmp, parentLp);
+        await this.makeWhiteout(tmp, parent);
         if (dir) {
           await upper.rename(tmp, lp, RENAME_EXCHANGE);
           await upper.rmtree(tmp);
@@ -676,7 +798,34 @@ export class Overlay {
         await upper.rename(lp, tmp, 0);
         await upper.rmtree(tmp);
       }
-    });
+    }, [p]);
+  }
+
+  /**
+   * A whiteout for a name in parent. In the fallback form the parent becomes
+   * opaque=x (marks.makeWhiteout), which changes how its children resolve:
+   * its cached markers are re-read (its other children stay cached, their
+   * resolution does not change).
+   */
+  private async makeWhiteout(loc: Loc, parent: Resolution): Promise<void> {
+    const parentLp = layerPath(parent.path);
+    try {
+      await this.markers!.makeWhiteout(loc, parentLp);
+    } finally {
+      if (this.markers!.config.whiteout !== 'chardev') await this.refreshMarkers(parent.path);
+    }
+  }
+
+  private async refreshMarkers(dir: MergedPath): Promise<void> {
+    const n = this.cache.peek(dir);
+    if (n === undefined || n.dead) return;
+    const [top, ...rest] = n.r.entries;
+    if (top === undefined || top.layer !== 0) {
+      this.cache.drop(dir);
+      return;
+    }
+    const markers = await readDirMarkers(this.upper!, layerPath(dir));
+    n.r = { ...n.r, entries: [{ ...top, markers: dir === '/' ? { xwhiteouts: markers.xwhiteouts } : markers }, ...rest] };
   }
 
   /**
@@ -704,7 +853,7 @@ export class Overlay {
       if (c === 'same') return;
       if (!c.sDir) await this.copyUp!.ensure(src);
       if (exchange && !c.dDir) await this.copyUp!.ensure(dst);
-      const done = await this.mutate(() => this.renameLocked(upper, src, dst, flags));
+      const done = await this.mutate(() => this.renameLocked(upper, src, dst, flags), [src, dst]);
       if (done) return;
     }
   }
@@ -769,6 +918,9 @@ export class Overlay {
     if (exchange && (d === undefined || isDir(d.stat) !== dDir || (!dDir && d.layer !== 0))) return false;
     const sLp = layerPath(src);
     const dLp = layerPath(dst);
+    // ctime of the moved objects, nlink of a replaced file's other names.
+    if (!sDir) this.changedObject(s.stat);
+    if (d !== undefined && d.layer === 0 && !isDir(d.stat)) this.changedObject(d.stat);
 
     if (exchange) {
       await upper.rename(sLp, dLp, RENAME_EXCHANGE);
@@ -802,7 +954,7 @@ export class Overlay {
       await upper.rename(sLp, dLp, RENAME_WHITEOUT);
     } else {
       await upper.rename(sLp, dLp, 0);
-      await this.markers!.makeWhiteout(sLp, layerPath(sParent.path));
+      await this.makeWhiteout(sLp, sParent);
     }
     return true;
   }

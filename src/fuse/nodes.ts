@@ -11,6 +11,8 @@ export interface Node {
   /** null once unlinked: the node lives on only through open handles. */
   path: MergedPath | null;
   nlookup: number;
+  /** mtime and size at the last open, for auto_cache. */
+  stamp?: string;
 }
 
 export class NodeTable {
@@ -27,6 +29,25 @@ export class NodeTable {
   /** The path of a node the kernel refers to; undefined when unknown or unlinked. */
   pathOf(id: number): MergedPath | undefined {
     return this.byId.get(id)?.path ?? undefined;
+  }
+
+  idOf(path: MergedPath): number | undefined {
+    return this.byPath.get(path)?.id;
+  }
+
+  /** Every node that has a path: [id, path]. */
+  *entries(): Iterable<[number, MergedPath]> {
+    for (const [p, n] of this.byPath) yield [n.id, p as MergedPath];
+  }
+
+  /** Sets the node's open stamp; true when it is unchanged since the last open. */
+  stamp(id: number, st: { mtimeNs: bigint; size: number; ino: bigint }): boolean {
+    const n = this.byId.get(id);
+    if (n === undefined) return false;
+    const s = `${st.ino}:${st.mtimeNs}:${st.size}`;
+    const same = n.stamp === s;
+    n.stamp = s;
+    return same;
   }
 
   /** A lookup that the kernel will hold: the node for path, with one more reference. */

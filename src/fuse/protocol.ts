@@ -78,6 +78,39 @@ export const FATTR_FH = 1 << 6;
 export const FATTR_ATIME_NOW = 1 << 7;
 export const FATTR_MTIME_NOW = 1 << 8;
 
+// fuse_open_out.open_flags
+/** Keep the inode's page cache from earlier opens (the data did not change). */
+export const FOPEN_KEEP_CACHE = 1 << 1;
+/** Let the kernel cache this directory's listing (with KEEP_CACHE: across opens). */
+export const FOPEN_CACHE_DIR = 1 << 3;
+
+// Notifications: written with unique 0 and the code in the error field.
+export const FUSE_NOTIFY_INVAL_INODE = 2;
+export const FUSE_NOTIFY_INVAL_ENTRY = 3;
+
+/** Drop the kernel's attributes of a node, and its cached data from off (off < 0: attributes only). */
+export function notifyInvalInode(nodeid: number, off: number, len: number): Buffer {
+  const b = Buffer.alloc(OUT_HEADER_SIZE + 24);
+  b.writeUInt32LE(b.length, 0);
+  b.writeInt32LE(FUSE_NOTIFY_INVAL_INODE, 4);
+  b.writeBigUInt64LE(BigInt(nodeid), 16);
+  b.writeBigInt64LE(BigInt(off), 24);
+  b.writeBigInt64LE(BigInt(len), 32);
+  return b;
+}
+
+/** Drop the kernel's dentry (positive or negative) for name in the directory node parent. */
+export function notifyInvalEntry(parent: number, name: string): Buffer {
+  const n = Buffer.from(name);
+  const b = Buffer.alloc(OUT_HEADER_SIZE + 16 + n.length + 1);
+  b.writeUInt32LE(b.length, 0);
+  b.writeInt32LE(FUSE_NOTIFY_INVAL_ENTRY, 4);
+  b.writeBigUInt64LE(BigInt(parent), 16);
+  b.writeUInt32LE(n.length, 24);
+  n.copy(b, 32);
+  return b;
+}
+
 export const FUSE_GETATTR_FH = 1 << 0;
 export const FUSE_FSYNC_FDATASYNC = 1 << 0;
 

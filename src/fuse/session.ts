@@ -8,10 +8,10 @@
 // and answered as their promises settle, in any order: the kernel matches
 // replies by `unique`. Each read gets its own buffer, so a request's bytes
 // stay valid while it is served.
-import { read, writeSync } from 'fs';
+import { read, write, writeSync } from 'fs';
 import { hasCode, isUnexpected, toErrno } from '../core/errors';
 import type { Caller, Overlay, SetAttr } from '../core/overlay';
-import { childPath, type MergedPath } from '../core/paths';
+import { baseName, childPath, parentOf, type MergedPath } from '../core/paths';
 import type { Stat } from '../core/stat';
 import type { TimeSpec } from '../core/layer';
 import { NodeTable } from './nodes';
@@ -24,6 +24,13 @@ export interface SessionOptions {
   attrTimeout: number;
   /** Seconds the kernel may cache "no such name"; 0 sends plain ENOENT. */
   negativeTimeout: number;
+  /**
+   * Let the kernel keep data and directory listings across opens (FUSE's
+   * auto_cache: a file's pages are kept while its mtime and size are
+   * unchanged; directory listings are cached and opendir is not sent).
+   * Off for layers that change underneath the mount.
+   */
+  kernelCache: boolean;
   /** Concurrent reads on /dev/fuse. */
   readers?: number;
   onUnexpected(op: string, path: string, err: unknown): void;
@@ -39,9 +46,15 @@ interface DirHandle {
   entries?: { name: Buffer; type: number }[];
 }
 
+/** Names answered "absent" with a positive negative timeout, so a full invalidation can reach them. */
+const MAX_NEGATIVES = 65536;
+
 export class FuseSession {
   readonly nodes = new NodeTable();
   private readonly dirs = new Map<number, DirHandle>();
+  /** Without opendir (kernel cache on), a listing pass is kept per node instead of per handle. */
+  private readonly passes = new Map<number, DirHandle>();
+  private readonly negatives = new Set<string>();
   private nextDir = 1;
   private closed = false;
   private initDone!: () => void;
@@ -59,7 +72,50 @@ export class FuseSession {
   ) {}
 
   start(): void {
+    this.ov.onInvalidate = (path, what) => this.invalidate(path, what);
     for (let i = 0; i < (this.opts.readers ?? 4); i++) void this.readLoop();
+  }
+
+  /**
+   * Tells the kernel to forget what it caches for path. Written from the
+   * threadpool, never synchronously: the kernel may hold the locks this
+   * needs until it gets the reply to a request we are still serving.
+   */
+  private invalidate(path: MergedPath, what: 'attr' | 'entry'): void {
+    if (this.closed) return;
+    if (what === 'attr') {
+      const node = this.nodes.idOf(path);
+      if (node !== undefined) this.notify(P.notifyInvalInode(node, -1, 0));
+      return;
+    }
+    if (path === '/') {
+      // Everything: data and listings of every node, every name, every cached absence.
+      for (const [id, p] of this.nodes.entries()) {
+        this.notify(P.notifyInvalInode(id, 0, 0));
+        if (p !== '/') this.invalEntry(p);
+      }
+      for (const k of this.negatives) {
+        const i = k.indexOf('/');
+        this.notify(P.notifyInvalEntry(Number(k.slice(0, i)), k.slice(i + 1)));
+      }
+      this.negatives.clear();
+      return;
+    }
+    const node = this.nodes.idOf(path);
+    if (node !== undefined) this.notify(P.notifyInvalInode(node, 0, 0));
+    this.invalEntry(path);
+    const parent = this.nodes.idOf(parentOf(path));
+    if (parent !== undefined) this.notify(P.notifyInvalInode(parent, 0, 0));
+  }
+
+  private invalEntry(path: MergedPath): void {
+    const parent = this.nodes.idOf(parentOf(path));
+    if (parent !== undefined) this.notify(P.notifyInvalEntry(parent, baseName(path)));
+  }
+
+  private notify(buf: Buffer): void {
+    // Errors are expected and harmless (ENOENT: the kernel no longer has it).
+    write(this.fd, buf, () => undefined);
   }
 
   private async readLoop(): Promise<void> {
@@ -146,7 +202,32 @@ export class FuseSession {
 
   private entry(path: MergedPath, st: Stat): Buffer {
     const node = this.nodes.remember(path);
-    return P.entryOut(node.id, 0, this.opts.entryTimeout, this.opts.attrTimeout, st);
+    return P.entryOut(node.id, 0, this.opts.entryTimeout, this.attrTimeout(st), st);
+  }
+
+  private attr(st: Stat): Buffer {
+    return P.attrOut(this.attrTimeout(st), st);
+  }
+
+  /**
+   * The kernel caches attributes per node, and each name is its own node
+   * here; so a change through one name of a hard-linked file (nlink, times,
+   * size) would leave the others' cached attributes stale, and no
+   * notification can be ordered safely against a getattr already in flight
+   * for another name. Such files' attributes are not cached by the kernel
+   * (the daemon's cache still answers them).
+   */
+  private attrTimeout(st: Stat): number {
+    return st.nlink > 1 && (st.mode & 0o170000) !== 0o040000 ? 0 : this.opts.attrTimeout;
+  }
+
+  /**
+   * FUSE's auto_cache: the kernel keeps a file's cached pages across opens
+   * while its mtime and size are what they were at its last open (a write
+   * through another name of a hard link changes them).
+   */
+  private async keepCache(nodeid: number, p: MergedPath): Promise<boolean> {
+    return this.nodes.stamp(nodeid, await this.ov.getattr(p));
   }
 
   private caller(req: P.Request): Caller {
@@ -162,11 +243,16 @@ export class FuseSession {
       case P.Op.DESTROY:
         return undefined;
       case P.Op.LOOKUP: {
-        const p = this.child(req.nodeid, P.cstrings(a, 1)[0]);
+        const name = P.cstrings(a, 1)[0];
+        const p = this.child(req.nodeid, name);
         try {
           return this.entry(p, await ov.getattr(p));
         } catch (err) {
-          if (hasCode(err, 'ENOENT') && this.opts.negativeTimeout > 0) return P.negativeEntryOut(this.opts.negativeTimeout);
+          if (hasCode(err, 'ENOENT') && this.opts.negativeTimeout > 0) {
+            if (this.negatives.size >= MAX_NEGATIVES) this.negatives.delete(this.negatives.values().next().value!);
+            this.negatives.add(`${req.nodeid}/${name}`);
+            return P.negativeEntryOut(this.opts.negativeTimeout);
+          }
           throw err;
         }
       }
@@ -175,7 +261,7 @@ export class FuseSession {
         const fh = Number(a.readBigUInt64LE(8));
         const p = this.nodes.pathOf(req.nodeid);
         const st = p === undefined && flags & P.FUSE_GETATTR_FH ? await ov.fgetattr(fh) : await ov.getattr(this.path(req.nodeid));
-        return P.attrOut(this.opts.attrTimeout, st);
+        return this.attr(st);
       }
       case P.Op.SETATTR: {
         const valid = a.readUInt32LE(0);
@@ -196,7 +282,7 @@ export class FuseSession {
         const fh = valid & P.FATTR_FH ? Number(a.readBigUInt64LE(8)) : undefined;
         const p = this.nodes.pathOf(req.nodeid);
         const st = p === undefined && fh !== undefined ? await ov.fsetattr(fh, set) : await ov.setattr(this.path(req.nodeid), set, fh);
-        return P.attrOut(this.opts.attrTimeout, st);
+        return this.attr(st);
       }
       case P.Op.READLINK:
         return Buffer.from(await ov.readlink(this.path(req.nodeid)));
@@ -235,18 +321,27 @@ export class FuseSession {
         return undefined;
       }
       case P.Op.LINK: {
-        const from = this.path(Number(a.readBigUInt64LE(0)));
+        const fromId = Number(a.readBigUInt64LE(0));
+        const from = this.path(fromId);
         const p = this.child(req.nodeid, P.cstrings(a, 1, 8)[0]);
-        return this.entry(p, await ov.link(from, p));
+        const out = this.entry(p, await ov.link(from, p));
+        // The source's nlink changed; the kernel holds it under another node.
+        this.notify(P.notifyInvalInode(fromId, -1, 0));
+        return out;
       }
-      case P.Op.OPEN:
-        return P.openOut(await ov.open(this.path(req.nodeid), a.readUInt32LE(0)), 0);
+      case P.Op.OPEN: {
+        const p = this.path(req.nodeid);
+        const fh = await ov.open(p, a.readUInt32LE(0));
+        return P.openOut(fh, this.opts.kernelCache && (await this.keepCache(req.nodeid, p)) ? P.FOPEN_KEEP_CACHE : 0);
+      }
       case P.Op.CREATE: {
         const flags = a.readUInt32LE(0);
         const mode = a.readUInt32LE(4);
         const p = this.child(req.nodeid, P.cstrings(a, 1, 16)[0]);
         const { fh, stat } = await ov.create(p, flags, mode, this.caller(req));
-        return [this.entry(p, stat), P.openOut(fh, 0)];
+        const e = this.entry(p, stat);
+        if (this.opts.kernelCache) this.nodes.stamp(this.nodes.idOf(p)!, stat);
+        return [e, P.openOut(fh, 0)];
       }
       case P.Op.READ: {
         const fh = Number(a.readBigUInt64LE(0));
@@ -274,7 +369,8 @@ export class FuseSession {
         await ov.release(Number(a.readBigUInt64LE(0)));
         return undefined;
       case P.Op.FLUSH:
-        return undefined;
+        // Nothing to do at close(2): ENOSYS makes the kernel stop sending it.
+        throw Object.assign(new Error('no flush'), { code: 'ENOSYS' });
       case P.Op.FSYNC:
         await ov.fsync(Number(a.readBigUInt64LE(0)), (a.readUInt32LE(8) & P.FUSE_FSYNC_FDATASYNC) !== 0);
         return undefined;
@@ -307,12 +403,16 @@ export class FuseSession {
       case P.Op.OPENDIR: {
         const p = this.path(req.nodeid);
         await ov.opendir(p);
+        // ENOSYS: the kernel stops sending opendir/releasedir for good and
+        // caches listings (FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR) until the
+        // directory changes through it or we invalidate it.
+        if (this.opts.kernelCache) throw Object.assign(new Error('no opendir'), { code: 'ENOSYS' });
         const fh = this.nextDir++;
         this.dirs.set(fh, { path: p });
         return P.openOut(fh, 0);
       }
       case P.Op.READDIR:
-        return this.readdir(a);
+        return this.readdir(req, a);
       case P.Op.RELEASEDIR:
         this.dirs.delete(Number(a.readBigUInt64LE(0)));
         return undefined;
@@ -345,11 +445,19 @@ export class FuseSession {
     return out;
   }
 
-  private async readdir(a: Buffer): Promise<Buffer> {
+  private async readdir(req: P.Request, a: Buffer): Promise<Buffer> {
     const fh = Number(a.readBigUInt64LE(0));
     const offset = Number(a.readBigUInt64LE(8));
     const size = a.readUInt32LE(16);
-    const d = this.dirs.get(fh);
+    let d = this.dirs.get(fh);
+    if (fh === 0 && this.opts.kernelCache) {
+      // No opendir: one pass per node, started at offset 0, dropped at its end.
+      d = this.passes.get(req.nodeid);
+      if (d === undefined || offset === 0) {
+        d = { path: this.path(req.nodeid) };
+        this.passes.set(req.nodeid, d);
+      }
+    }
     if (d === undefined) throw Object.assign(new Error('bad dir handle'), { code: 'EBADF' });
     if (d.entries === undefined || offset === 0) {
       // Read once per pass (offset 0 starts one: opendir or rewinddir).
@@ -367,6 +475,7 @@ export class FuseSession {
       if (used + P.direntSize(e.name.length) > size) break;
       used += P.writeDirent(out, used, UNKNOWN_INO, i + 1, e.type >> 12, e.name);
     }
+    if (used === 0 && fh === 0) this.passes.delete(req.nodeid);
     return out.subarray(0, used);
   }
 }

@@ -10,7 +10,7 @@
 //      the mount is live when `layerfs mount` returns;
 //   3. the end of the mount is the end of the FUSE connection: read(2) on
 //      /dev/fuse fails with ENODEV once the kernel drops it.
-import { closeSync, openSync } from 'fs';
+import { closeSync, openSync, readFileSync, watch, writeFileSync, type FSWatcher } from 'fs';
 import * as path from 'path';
 import { Overlay } from '../core/overlay';
 import { FuseSession } from '../fuse/session';
@@ -73,7 +73,15 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     layers.push(new HostLayer(l));
     names.push(`lower${i + 1}`);
   });
-  const ov = await Overlay.open({ layers, layerNames: names, upper, userxattr: o.userxattr, volatile: o.volatile });
+  const c = o.cache;
+  const ov = await Overlay.open({
+    layers,
+    layerNames: names,
+    upper,
+    userxattr: o.userxattr,
+    volatile: o.volatile,
+    cache: c.enabled ? { maxEntries: c.maxEntries, maxBytes: c.maxBytes } : false,
+  });
   for (const ig of o.ignored) log.info(`option '${ig}' accepted; it has no effect on a layerfs mount`);
   names.forEach((n, i) => log.info(`${n}: ${(layers[i] as HostLayer).root}`));
   if (upper !== undefined) log.info(`work directory: ${upper.workRoot}`);
@@ -85,6 +93,11 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
   } else {
     log.info('read-only mount: no upper layer');
   }
+  log.info(
+    c.enabled
+      ? `caching: kernel keeps names/attributes/absences for ${c.entryTimeout}/${c.attrTimeout}/${c.negativeTimeout} s, data and listings until changed (auto_cache); daemon cache ${c.maxEntries} entries / ${Math.round(c.maxBytes / 1048576)} MiB`
+      : 'caching: off (nocache): every lookup reaches the layers',
+  );
   log.info(`inode numbers: ${ov.samefs ? 'all layers on one filesystem, real st_ino passed through' : 'layers on several filesystems, st_ino = layer-filesystem index << 48 | real st_ino'}`);
 
   const fd = openSync('/dev/fuse', 'r+');
@@ -100,9 +113,10 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     throw new Error(`mounting on '${spec.mountpoint}' failed: ${e.message}`);
   }
   const session = new FuseSession(fd, ov, {
-    entryTimeout: 0,
-    attrTimeout: 0,
-    negativeTimeout: 0,
+    entryTimeout: c.entryTimeout,
+    attrTimeout: c.attrTimeout,
+    negativeTimeout: c.negativeTimeout,
+    kernelCache: c.enabled,
     onUnexpected: (op, p, err) => log.error(`internal error in ${op} '${p}': ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
   });
   session.start();
@@ -117,6 +131,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     if (ending) return;
     ending = true;
     log.info(`mount on ${spec.mountpoint} ended: ${why}`);
+    for (const w of watchers) w.close();
     ov.close().finally(() => {
       try {
         closeSync(fd);
@@ -127,6 +142,49 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     });
   };
   void session.ended.then((why) => end(0, why));
+
+  // Nix's contract for a lower store: it may only grow, by new names in its
+  // root. One inotify watch per lower root turns each such name into an exact
+  // invalidation (daemon cache, kernel dentry and listing); nothing is polled.
+  const watchers: FSWatcher[] = [];
+  if (c.enabled) {
+    spec.lowerdirs.forEach((dir, i) => {
+      try {
+        const w = watch(dir, { persistent: false }, (_event, name) => {
+          if (typeof name === 'string' && name.length > 0 && !name.includes('/')) ov.lowerGrew(name);
+        });
+        w.on('error', (err) => log.error(`watching lower${i + 1} ${dir}: ${err.message}; new names there show after 'kill -USR1'`));
+        watchers.push(w);
+      } catch (err) {
+        log.error(`cannot watch lower${i + 1} ${dir}: ${(err as Error).message}; new names there show after 'kill -USR1'`);
+      }
+    });
+  }
+  // SIGUSR1: drop every cached state (after changes made behind the mount,
+  // e.g. Nix deleting an upper path directly; usable as Nix's remount-hook).
+  process.on('SIGUSR1', () => {
+    ov.invalidate();
+    log.info('all cached state invalidated (SIGUSR1)');
+  });
+  // SIGUSR2: write counters to $LAYERFS_STATS_FILE (benchmarks read them).
+  process.on('SIGUSR2', () => {
+    const file = process.env.LAYERFS_STATS_FILE;
+    if (file === undefined) return;
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    const stats = {
+      requests: session.requests,
+      rss: kb('VmRSS'),
+      peakRss: kb('VmHWM'),
+      cache: ov.cache.stats(),
+      layers: names.map((n, i) => ({ name: n, calls: (layers[i] as HostLayer).calls.snapshot() })),
+    };
+    try {
+      writeFileSync(file, JSON.stringify(stats));
+    } catch (err) {
+      log.error(`writing stats to ${file}: ${(err as Error).message}`);
+    }
+  });
   const onSignal = (sig: NodeJS.Signals) => {
     try {
       // Detach even when busy: on a signal the daemon is going away regardless,

@@ -30,7 +30,28 @@ export interface MountOptions {
   mountFlags: string[];
   /** Accepted for compatibility, with no effect on a FUSE mount (reported in --verbose). */
   ignored: string[];
+  /**
+   * Caching. By default the layers change only through the mount (the
+   * overlay contract; lower roots may still grow): the kernel caches names,
+   * attributes, absences, data and listings, and the daemon caches lookups.
+   * `nocache` turns all of it off, for lower layers that change underneath.
+   */
+  cache: CacheOptions;
 }
+
+export interface CacheOptions {
+  enabled: boolean;
+  /** Seconds the kernel may keep a name, attributes, and a name's absence. */
+  entryTimeout: number;
+  attrTimeout: number;
+  negativeTimeout: number;
+  /** Bounds of the daemon's metadata cache. */
+  maxEntries: number;
+  maxBytes: number;
+}
+
+/** One day: the kernel keeps what it was told until then, or until told otherwise. */
+export const DEFAULT_TIMEOUT = 86400;
 
 /** Splits on sep where it is not escaped by a backslash; keeps the escapes. */
 export function splitEscaped(s: string, sep: string): string[] {
@@ -74,6 +95,8 @@ const NO_EFFECT = new Set([
   'index=off', 'metacopy=off', 'nfs_export=off', 'redirect_dir=off', 'redirect_dir=nofollow',
   'xino=off', 'xino=auto', 'xino=on', 'uuid=off', 'uuid=null', 'uuid=auto', 'uuid=on',
   'verity=off', 'fsync=1', 'fsync', 'fsync=auto', 'fsync=strict', 'noacl', 'threaded=0', 'threaded=1',
+  // libfuse's page-cache options: layerfs does auto_cache unless nocache is given
+  'kernel_cache', 'auto_cache',
 ]);
 
 /** Recognised options that layerfs does not implement: a clear error, not a silent ignore. */
@@ -88,7 +111,32 @@ const UNSUPPORTED: Record<string, string> = {
 };
 
 export function parseMountOptions(optionStrings: string[], source?: string): MountOptions {
-  const o: MountOptions = { lowerdirs: [], ro: false, userxattr: false, volatile: false, mountFlags: [], ignored: [] };
+  const o: MountOptions = {
+    lowerdirs: [],
+    ro: false,
+    userxattr: false,
+    volatile: false,
+    mountFlags: [],
+    ignored: [],
+    cache: {
+      enabled: true,
+      entryTimeout: DEFAULT_TIMEOUT,
+      attrTimeout: DEFAULT_TIMEOUT,
+      negativeTimeout: DEFAULT_TIMEOUT,
+      maxEntries: 200_000,
+      maxBytes: 128 * 1024 * 1024,
+    },
+  };
+  const seconds = (key: string, v: string): number => {
+    const n = Number(v);
+    if (!/^\d+(\.\d+)?$/.test(v) || !Number.isFinite(n)) throw new UsageError(`option '${key}' needs a number of seconds, not '${v}'`);
+    return n;
+  };
+  const count = (key: string, v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new UsageError(`option '${key}' needs a whole number, not '${v}'`);
+    return n;
+  };
   let lowerGiven = false;
   for (const str of optionStrings) {
     for (const raw of splitEscaped(str, ',')) {
@@ -143,6 +191,27 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
           break;
         case 'volatile':
           o.volatile = true;
+          break;
+        case 'nocache':
+          o.cache = { ...o.cache, enabled: false, entryTimeout: 0, attrTimeout: 0, negativeTimeout: 0 };
+          break;
+        case 'timeout': // fuse-overlayfs's name for all three
+          o.cache.entryTimeout = o.cache.attrTimeout = o.cache.negativeTimeout = seconds(key, need());
+          break;
+        case 'entry_timeout':
+          o.cache.entryTimeout = seconds(key, need());
+          break;
+        case 'attr_timeout':
+          o.cache.attrTimeout = seconds(key, need());
+          break;
+        case 'negative_timeout':
+          o.cache.negativeTimeout = seconds(key, need());
+          break;
+        case 'cache_entries':
+          o.cache.maxEntries = count(key, need());
+          break;
+        case 'cache_mb':
+          o.cache.maxBytes = count(key, need()) * 1024 * 1024;
           break;
         default:
           if (KERNEL_FLAGS.has(raw)) {
