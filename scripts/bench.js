@@ -1,0 +1,358 @@
+#!/usr/bin/env node
+// npm run bench [-- --paths N --runs R --only find,stat --impl kernel,layerfs]
+//
+// Times kernel overlayfs, fuse-overlayfs and layerfs on one generated,
+// reproducible Nix-like store, in the same run, alternating between them.
+// Each workload runs cold (page cache dropped, fresh mount and upper) and then
+// hot (the same workload again on that mount). Prints medians, the ratios
+// layerfs/fuse-overlayfs and layerfs/kernel, layerfs's peak RSS and the
+// system calls it made on lower layers during each workload.
+// Needs root (mount -t overlay, drop_caches). Never part of `npm test`.
+'use strict';
+const cp = require('child_process');
+const fs = require('fs');
+const path = require('path');
+
+const ROOT = path.join(__dirname, '..');
+const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
+
+function die(msg) {
+  process.stderr.write(`bench: ${msg}\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const o = { paths: 4000, runs: 3, dir: '/tmp/layerfs-bench', only: null, impl: ['kernel', 'fuse-overlayfs', 'layerfs'], bigMiB: 1024, keep: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) die(`${a} needs a value`);
+      return argv[++i];
+    };
+    const num = (v) => {
+      if (!/^\d+$/.test(v)) die(`${a} needs a whole number, not '${v}'`);
+      return Number(v);
+    };
+    if (a === '--paths') o.paths = num(val());
+    else if (a === '--runs') o.runs = num(val());
+    else if (a === '--dir') o.dir = val();
+    else if (a === '--only') o.only = val().split(',');
+    else if (a === '--impl') o.impl = val().split(',');
+    else if (a === '--big-mib') o.bigMiB = num(val());
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: npm run bench -- [--paths N] [--runs R] [--only W1,W2] [--impl kernel,fuse-overlayfs,layerfs] [--big-mib M] [--dir D]\n');
+      process.exit(0);
+    } else die(`unknown argument '${a}' (see --help)`);
+  }
+  if (o.runs < 1) die('--runs must be at least 1');
+  if (o.paths < 10) die('--paths must be at least 10');
+  for (const i of o.impl) if (!['kernel', 'fuse-overlayfs', 'layerfs'].includes(i)) die(`unknown implementation '${i}'`);
+  return o;
+}
+
+// ---- the store -------------------------------------------------------------
+
+/** mulberry32: the same store for the same --paths, everywhere. */
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ALPHA = '0123456789abcdfghijklmnpqrsvwxyz';
+const PNAMES = ['glibc', 'bash', 'coreutils', 'python3', 'perl', 'openssl', 'zlib', 'gcc', 'libffi', 'ncurses', 'curl', 'git', 'nodejs', 'rustc', 'llvm'];
+
+/** Writes the lower store: ~12 inodes per store path, one directory of 4500 entries, one big file. */
+function generateStore(o, lower) {
+  const stamp = path.join(lower, '.bench-stamp');
+  const want = `paths=${o.paths} big=${o.bigMiB}`;
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === want) return readManifest(lower);
+  fs.rmSync(lower, { recursive: true, force: true });
+  const store = path.join(lower, 'store');
+  fs.mkdirSync(store, { recursive: true });
+  const r = rng(0x5eed);
+  const files = [];
+  let inodes = 0;
+  const t0 = Date.now();
+  for (let i = 0; i < o.paths; i++) {
+    let h = '';
+    for (let k = 0; k < 32; k++) h += ALPHA[Math.floor(r() * 32)];
+    const name = `${h}-${PNAMES[i % PNAMES.length]}-${1 + (i % 9)}.${i % 13}`;
+    const p = path.join(store, name);
+    const dirs = ['bin', 'lib', 'share/doc', 'nix-support'];
+    for (const d of dirs) fs.mkdirSync(path.join(p, d), { recursive: true });
+    inodes += 6;
+    const n = 3 + Math.floor(r() * 8);
+    for (let k = 0; k < n; k++) {
+      const d = dirs[k % dirs.length];
+      const f = path.join(p, d, `f${k}`);
+      // Mostly small files, some larger: about 5.7 KB on average.
+      const size = r() < 0.9 ? Math.floor(r() * 6000) : Math.floor(r() * 20000);
+      fs.writeFileSync(f, Buffer.alloc(size, k + 65));
+      files.push(path.relative(lower, f));
+      inodes++;
+    }
+    fs.symlinkSync(`../lib/f1`, path.join(p, 'bin', 'link'));
+    inodes++;
+    if (i % 5000 === 4999) process.stderr.write(`  generated ${i + 1}/${o.paths} store paths\n`);
+  }
+  const big = path.join(store, `${'b'.repeat(32)}-bigdir`, 'share', 'icons');
+  fs.mkdirSync(big, { recursive: true });
+  for (let k = 0; k < 4500; k++) fs.writeFileSync(path.join(big, `icon-${k}.png`), 'x');
+  inodes += 4503;
+  const bigFile = path.join(store, `${'c'.repeat(32)}-bigfile`, 'data.bin');
+  fs.mkdirSync(path.dirname(bigFile), { recursive: true });
+  const fd = fs.openSync(bigFile, 'w');
+  const chunk = Buffer.alloc(1 << 20);
+  for (let k = 0; k < chunk.length; k += 4) chunk.writeUInt32LE((k * 2654435761) >>> 0, k);
+  for (let m = 0; m < o.bigMiB; m++) fs.writeSync(fd, chunk);
+  fs.closeSync(fd);
+  inodes += 3;
+  const manifest = { files, bigDir: path.relative(lower, big), bigFile: path.relative(lower, bigFile), inodes };
+  fs.writeFileSync(path.join(lower, '.bench-manifest.json'), JSON.stringify(manifest));
+  fs.writeFileSync(stamp, want);
+  process.stderr.write(`  store: ${o.paths} paths, ${inodes} inodes, generated in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+  return manifest;
+}
+
+function readManifest(lower) {
+  return JSON.parse(fs.readFileSync(path.join(lower, '.bench-manifest.json'), 'utf8'));
+}
+
+// ---- mounts ------------------------------------------------------------------
+
+function sh(cmd, args, opts = {}) {
+  const r = cp.spawnSync(cmd, args, { encoding: 'utf8', ...opts });
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${(r.stderr || '').trim()}`);
+  return r.stdout;
+}
+
+function ensureFuseOverlayfs() {
+  if (cp.spawnSync('fuse-overlayfs', ['--version']).status === 0) return true;
+  process.stderr.write('  fuse-overlayfs missing: apt-get install -y fuse-overlayfs\n');
+  const r = cp.spawnSync('sh', ['-c', 'apt-get install -y fuse-overlayfs >/dev/null 2>&1 || (apt-get update >/dev/null 2>&1 && apt-get install -y fuse-overlayfs >/dev/null 2>&1)']);
+  return r.status === 0 && cp.spawnSync('fuse-overlayfs', ['--version']).status === 0;
+}
+
+function dropCaches() {
+  sh('sync', []);
+  fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
+}
+
+class Mount {
+  constructor(impl, base, lower) {
+    this.impl = impl;
+    this.dir = fs.mkdtempSync(path.join(base, `${impl}-`));
+    for (const d of ['upper', 'work', 'mnt']) fs.mkdirSync(path.join(this.dir, d));
+    this.mnt = path.join(this.dir, 'mnt');
+    this.statsFile = path.join(this.dir, 'stats.json');
+    const opts = `lowerdir=${lower},upperdir=${path.join(this.dir, 'upper')},workdir=${path.join(this.dir, 'work')}`;
+    if (impl === 'kernel') sh('mount', ['-t', 'overlay', 'overlay', '-o', opts, this.mnt]);
+    else if (impl === 'fuse-overlayfs') sh('fuse-overlayfs', ['-o', opts, this.mnt]);
+    else {
+      const pidfile = path.join(this.dir, 'pid');
+      sh('node', [CLI, 'mount', '-o', opts, '--pidfile', pidfile, '--log', path.join(this.dir, 'log'), this.mnt], {
+        env: { ...process.env, LAYERFS_STATS_FILE: this.statsFile },
+      });
+      this.pid = Number(fs.readFileSync(pidfile, 'utf8'));
+    }
+  }
+
+  /** layerfs only: its counters now (asks the daemon with SIGUSR2). */
+  stats() {
+    if (this.pid === undefined) return undefined;
+    fs.rmSync(this.statsFile, { force: true });
+    process.kill(this.pid, 'SIGUSR2');
+    const until = Date.now() + 5000;
+    while (!fs.existsSync(this.statsFile) && Date.now() < until) cp.spawnSync('sleep', ['0.02']);
+    for (let i = 0; i < 50; i++) {
+      try {
+        return JSON.parse(fs.readFileSync(this.statsFile, 'utf8'));
+      } catch {
+        cp.spawnSync('sleep', ['0.02']);
+      }
+    }
+    return undefined;
+  }
+
+  unmount() {
+    const r = cp.spawnSync('umount', [this.mnt]);
+    if (r.status !== 0) cp.spawnSync('umount', ['-l', this.mnt]);
+    if (this.pid !== undefined) {
+      const until = Date.now() + 5000;
+      while (Date.now() < until) {
+        try {
+          process.kill(this.pid, 0);
+        } catch {
+          break;
+        }
+        cp.spawnSync('sleep', ['0.05']);
+      }
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// ---- workloads -------------------------------------------------------------------
+
+/** Runs a shell command; returns wall seconds. */
+function timed(cmd) {
+  const t0 = process.hrtime.bigint();
+  const r = cp.spawnSync('sh', ['-c', cmd], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`'${cmd}' failed (exit ${r.status}): ${(r.stderr || '').trim().split('\n')[0]}`);
+  return s;
+}
+
+/** Runs a node snippet that times itself (node's own start-up is not the workload). */
+function timedNode(code, arg) {
+  const r = cp.spawnSync('node', ['-e', `const fs=require('fs');const a=JSON.parse(process.argv[1]);const t0=process.hrtime.bigint();${code};process.stdout.write(String(Number(process.hrtime.bigint()-t0)/1e9))`, JSON.stringify(arg)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`node workload failed: ${(r.stderr || '').trim().split('\n').slice(-3).join(' ')}`);
+  return Number(r.stdout);
+}
+
+function workloads(m) {
+  const lowerFiles = m.files;
+  return {
+    find: (mnt) => timed(`find ${mnt}/store -type f > /dev/null`),
+    stat: (mnt) => timed(`find ${mnt}/store -printf '%i %s %m %U %T@\\n' > /dev/null`),
+    'list-4500': (mnt) => timed(`ls -l ${mnt}/${m.bigDir} > /dev/null`),
+    tar: (mnt) => timed(`tar -C ${mnt} -cf - store | cat > /dev/null`),
+    'negative-3000': (mnt) =>
+      timedNode(
+        `let n=0;for(let i=0;i<3000;i++){const p=i%3===0?a.mnt+'/store/missing-'+i:a.mnt+'/'+a.dirs[i%a.dirs.length]+'/missing-'+i;try{fs.lstatSync(p)}catch(e){if(e.code!=='ENOENT')throw e;n++}}if(n!==3000)throw new Error('found '+(3000-n))`,
+        { mnt, dirs: lowerFiles.slice(0, 500).map((f) => path.dirname(f)) },
+      ),
+    'create-2000': (mnt, pass) =>
+      timedNode(`const d=a.mnt+'/store/new-'+a.pass;fs.mkdirSync(d);const b=Buffer.alloc(100,97);for(let i=0;i<2000;i++)fs.writeFileSync(d+'/f'+i,b)`, { mnt, pass }),
+    'copyup-400': (mnt, pass) =>
+      timedNode(`for(const f of a.files){const fd=fs.openSync(a.mnt+'/'+f,'a');fs.writeSync(fd,'x');fs.closeSync(fd)}`, {
+        mnt,
+        files: lowerFiles.filter((_, i) => i % 2 === (pass === 'hot' ? 1 : 0)).slice(0, 400),
+      }),
+    'read-1g': (mnt) => timed(`dd if=${mnt}/${m.bigFile} of=/dev/null bs=1M 2>/dev/null`),
+  };
+}
+
+// ---- the run ------------------------------------------------------------------------
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+function lowerCalls(before, after) {
+  if (before === undefined || after === undefined) return undefined;
+  let total = 0;
+  let lstat = 0;
+  after.layers.forEach((l, i) => {
+    if (l.name === 'upper') return;
+    for (const [k, v] of Object.entries(l.calls)) {
+      const d = v - (before.layers[i].calls[k] ?? 0);
+      total += d;
+      if (k === 'lstat') lstat += d;
+    }
+  });
+  return { total, lstat };
+}
+
+function main() {
+  const o = parseArgs(process.argv.slice(2));
+  if (process.geteuid() !== 0) die('needs root (mount -t overlay, /proc/sys/vm/drop_caches)');
+  if (!fs.existsSync(CLI)) die(`${CLI} missing: run 'npm run build' first`);
+  if (o.impl.includes('fuse-overlayfs') && !ensureFuseOverlayfs()) {
+    process.stderr.write('  fuse-overlayfs could not be installed: left out\n');
+    o.impl = o.impl.filter((i) => i !== 'fuse-overlayfs');
+  }
+  fs.mkdirSync(o.dir, { recursive: true });
+  const lower = path.join(o.dir, `lower-${o.paths}`);
+  process.stderr.write(`bench: store of ${o.paths} paths in ${lower}\n`);
+  const manifest = generateStore(o, lower);
+  const runBase = fs.mkdtempSync(path.join(o.dir, 'run-'));
+  const all = workloads(manifest);
+  const names = o.only ?? Object.keys(all);
+  for (const n of names) if (!(n in all)) die(`unknown workload '${n}' (${Object.keys(all).join(', ')})`);
+  // results[workload][mode][impl] = seconds[]; calls[workload][mode] = [{total,lstat}]
+  const results = {};
+  const calls = {};
+  let peakRss = 0;
+  const mounts = [];
+  const cleanup = () => {
+    for (const m of mounts.splice(0)) m.unmount();
+  };
+  process.on('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+  try {
+    for (let run = 0; run < o.runs; run++) {
+      for (const w of names) {
+        // Alternate the order between runs, so no implementation always goes first.
+        const order = o.impl.map((_, i) => o.impl[(i + run) % o.impl.length]);
+        for (const impl of order) {
+          dropCaches();
+          const m = new Mount(impl, runBase, lower);
+          mounts.push(m);
+          try {
+            const s0 = m.stats();
+            const cold = all[w](m.mnt, 'cold');
+            const s1 = m.stats();
+            const hot = all[w](m.mnt, 'hot');
+            const s2 = m.stats();
+            ((results[w] ??= {}).cold ??= {})[impl] ??= [];
+            results[w].cold[impl].push(cold);
+            ((results[w].hot ??= {})[impl] ??= []).push(hot);
+            if (impl === 'layerfs') {
+              ((calls[w] ??= {}).cold ??= []).push(lowerCalls(s0, s1));
+              (calls[w].hot ??= []).push(lowerCalls(s1, s2));
+              peakRss = Math.max(peakRss, s2?.peakRss ?? 0);
+            }
+            process.stderr.write(`  run ${run + 1}/${o.runs} ${w.padEnd(14)} ${impl.padEnd(15)} cold ${cold.toFixed(3)} s  hot ${hot.toFixed(3)} s\n`);
+          } finally {
+            mounts.splice(mounts.indexOf(m), 1);
+            m.unmount();
+          }
+        }
+      }
+    }
+  } finally {
+    cleanup();
+    fs.rmSync(runBase, { recursive: true, force: true });
+  }
+  report(o, manifest, names, results, calls, peakRss);
+}
+
+function report(o, manifest, names, results, calls, peakRss) {
+  const cols = ['workload', 'mode', ...o.impl.map((i) => `${i} s`), 'lf/fo', 'lf/kernel', 'lower calls', 'lower lstat'];
+  const rows = [];
+  const json = [];
+  for (const w of names) {
+    for (const mode of ['cold', 'hot']) {
+      const med = Object.fromEntries(o.impl.map((i) => [i, median(results[w][mode][i])]));
+      const c = calls[w]?.[mode]?.filter((x) => x !== undefined) ?? [];
+      const lc = c.length ? median(c.map((x) => x.total)) : NaN;
+      const ll = c.length ? median(c.map((x) => x.lstat)) : NaN;
+      const ratio = (a, b) => (a === undefined || b === undefined || Number.isNaN(a) || Number.isNaN(b) ? '-' : (a / b).toFixed(2));
+      rows.push([w, mode, ...o.impl.map((i) => med[i].toFixed(3)), ratio(med.layerfs, med['fuse-overlayfs']), ratio(med.layerfs, med.kernel), Number.isNaN(lc) ? '-' : String(lc), Number.isNaN(ll) ? '-' : String(ll)]);
+      json.push({ workload: w, mode, median: med, runs: results[w][mode], lowerCalls: lc, lowerLstat: ll });
+    }
+  }
+  const width = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i].length)));
+  const line = (r) => r.map((x, i) => (i < 2 ? x.padEnd(width[i]) : x.padStart(width[i]))).join('  ');
+  process.stdout.write(`\nlayerfs bench: ${o.paths} store paths, ${manifest.inodes} inodes, ${o.runs} runs, medians (wall seconds)\n`);
+  process.stdout.write(line(cols) + '\n' + width.map((n) => '-'.repeat(n)).join('  ') + '\n');
+  for (const r of rows) process.stdout.write(line(r) + '\n');
+  process.stdout.write(`layerfs daemon peak RSS: ${(peakRss / 1048576).toFixed(1)} MiB\n`);
+  const out = path.join(o.dir, `results-${o.paths}.json`);
+  fs.writeFileSync(out, JSON.stringify({ paths: o.paths, inodes: manifest.inodes, runs: o.runs, peakRss, results: json }, null, 1));
+  process.stdout.write(`(all runs: ${out})\n`);
+}
+
+main();
