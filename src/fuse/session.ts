@@ -64,6 +64,8 @@ export class FuseSession {
   /** Resolves when the connection ends (unmounted or aborted). */
   readonly ended = new Promise<string>((r) => (this.endDone = r));
   requests = 0;
+  /** Requests by operation name, for stats. */
+  readonly byOp: Record<string, number> = {};
 
   constructor(
     private readonly fd: number,
@@ -138,6 +140,8 @@ export class FuseSession {
       // Copy out: the buffer is reused by this loop's next read.
       const req = P.parseRequest(Buffer.from(buf.subarray(0, n)));
       this.requests++;
+      const name = P.OP_NAMES[req.opcode] ?? String(req.opcode);
+      this.byOp[name] = (this.byOp[name] ?? 0) + 1;
       void this.dispatch(req);
     }
   }

@@ -174,6 +174,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? 0) * 1024;
     const stats = {
       requests: session.requests,
+      byOp: session.byOp,
       rss: kb('VmRSS'),
       peakRss: kb('VmHWM'),
       cache: ov.cache.stats(),

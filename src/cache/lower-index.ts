@@ -1,0 +1,386 @@
+// The persistent lower index: every directory entry of one lower layer, with
+// its stat, symlink target and xattrs, in an SQLite file (better-sqlite3), so
+// that a later mount resolves lookups and lists directories of that layer
+// without touching its filesystem.
+//
+// Identity: one file per layer, named after the layer's real path and its
+// root's (st_dev, st_ino). Freshness: the overlay contract says a lower layer
+// does not change while in use; Nix's contract for a lower store adds that it
+// may grow, by new names in its root. So opening an index compares the
+// root's mtime and ctime with what was indexed; when they differ the root is
+// listed again (one readdir): names that appeared are indexed (growth),
+// a name that disappeared means the layer changed, and the index is refused
+// (the mount then reads the layer directly and says so; `layerfs index build`
+// rebuilds it). Changes deeper in a lower layer are outside both contracts
+// and are not detected here.
+//
+// Queries are prepared statements on the one JS thread: each is a B-tree
+// lookup of microseconds. Building runs in `layerfs index build` (its own
+// process) and writes in batched transactions.
+import Database from 'better-sqlite3';
+import { createHash } from 'crypto';
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync } from 'fs';
+import * as path from 'path';
+import { native } from '../native';
+import { fsError } from '../core/errors';
+import type { DirEntry } from '../core/layer';
+import { S_IFDIR, S_IFLNK, S_IFMT, type Stat } from '../core/stat';
+import { statFromNode } from '../layers/host';
+
+const FORMAT = '1';
+
+/** Where indexes live by default: root's system cache, or the user's. */
+export function defaultIndexDir(): string {
+  if (process.geteuid?.() === 0) return '/var/cache/layerfs';
+  const xdg = process.env.XDG_CACHE_HOME;
+  return path.join(xdg !== undefined && xdg !== '' ? xdg : path.join(process.env.HOME ?? '/tmp', '.cache'), 'layerfs');
+}
+
+interface RootId {
+  real: string;
+  dev: bigint;
+  ino: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+function rootId(layerRoot: string): RootId {
+  const real = realpathSync(layerRoot);
+  const st = lstatSync(real, { bigint: true });
+  if (!st.isDirectory()) throw fsError('ENOTDIR', 'index', real);
+  return { real, dev: st.dev, ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
+}
+
+/** The index file for a layer: keyed by its real path and its root's identity. */
+export function indexFile(dir: string, layerRoot: string): string {
+  const id = rootId(layerRoot);
+  const key = createHash('sha256').update(`${id.real}\0${id.dev}\0${id.ino}`).digest('hex').slice(0, 20);
+  return path.join(dir, `lower-${key}.sqlite`);
+}
+
+interface Row {
+  id: number;
+  dev: bigint;
+  ino: bigint;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdev: number;
+  size: number;
+  blocks: number;
+  atime: bigint;
+  mtime: bigint;
+  ctime: bigint;
+  target: string | null;
+  xattrs: Buffer | null;
+}
+
+const SCHEMA = `
+  CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE entries(
+    id INTEGER PRIMARY KEY, parent INTEGER NOT NULL, name TEXT NOT NULL,
+    dev INTEGER NOT NULL, ino INTEGER NOT NULL, mode INTEGER NOT NULL, nlink INTEGER NOT NULL,
+    uid INTEGER NOT NULL, gid INTEGER NOT NULL, rdev INTEGER NOT NULL, size INTEGER NOT NULL,
+    blocks INTEGER NOT NULL, atime INTEGER NOT NULL, mtime INTEGER NOT NULL, ctime INTEGER NOT NULL,
+    target TEXT, xattrs BLOB);
+  CREATE UNIQUE INDEX entries_by_parent ON entries(parent, name);
+`;
+
+/** xattrs as one blob: name \0 length(u32le) value, repeated. Empty: null. */
+function packXattrs(host: string): Buffer | null {
+  const n = native();
+  let names: string[];
+  try {
+    names = n.llistxattr(host);
+  } catch {
+    return null;
+  }
+  if (names.length === 0) return null;
+  const parts: Buffer[] = [];
+  for (const name of names) {
+    let v: Buffer;
+    try {
+      v = n.lgetxattr(host, name);
+    } catch {
+      continue;
+    }
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(v.length);
+    parts.push(Buffer.from(name + '\0'), len, v);
+  }
+  return Buffer.concat(parts);
+}
+
+function unpackXattrs(b: Buffer | null): Map<string, Buffer> {
+  const m = new Map<string, Buffer>();
+  if (b === null) return m;
+  let o = 0;
+  while (o < b.length) {
+    const z = b.indexOf(0, o);
+    const name = b.toString('utf8', o, z);
+    const len = b.readUInt32LE(z + 1);
+    m.set(name, b.subarray(z + 5, z + 5 + len));
+    o = z + 5 + len;
+  }
+  return m;
+}
+
+export interface BuildProgress {
+  entries: number;
+  dirsDone: number;
+  dirsSeen: number;
+}
+
+/**
+ * Walks a layer (or the named root entries of it) and inserts what it finds
+ * under parent ids; returns the number of entries added. Synchronous system
+ * calls: this runs in `layerfs index build`'s own process, never in a daemon.
+ */
+function walkInto(db: Database.Database, root: string, start: Array<{ rel: string; id: number }>, progress?: (p: BuildProgress) => void): number {
+  const insert = db.prepare(
+    'INSERT INTO entries(parent, name, dev, ino, mode, nlink, uid, gid, rdev, size, blocks, atime, mtime, ctime, target, xattrs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
+  );
+  const stack = [...start];
+  const p: BuildProgress = { entries: 0, dirsDone: 0, dirsSeen: stack.length };
+  let batch: Array<() => void> = [];
+  const flush = db.transaction((jobs: Array<() => void>) => {
+    for (const j of jobs) j();
+  });
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    const hostDir = dir.rel === '' ? root : path.join(root, dir.rel);
+    const names = readdirSync(hostDir);
+    // Directories need their ids before their children go in: insert this
+    // directory's entries now, in one transaction with whatever is pending.
+    batch.push(() => {
+      for (const name of names) {
+        const host = path.join(hostDir, name);
+        let st;
+        try {
+          st = lstatSync(host, { bigint: true });
+        } catch {
+          continue; // vanished meanwhile
+        }
+        const s = statFromNode(st);
+        const target = (s.mode & S_IFMT) === S_IFLNK ? readlinkSync(host) : null;
+        const r = insert.run(
+          dir.id, name, s.dev, s.ino, s.mode, s.nlink, s.uid, s.gid, s.rdev, s.size, s.blocks, s.atimeNs, s.mtimeNs, s.ctimeNs,
+          target, packXattrs(host),
+        );
+        p.entries++;
+        if ((s.mode & S_IFMT) === S_IFDIR) {
+          stack.push({ rel: dir.rel === '' ? name : `${dir.rel}/${name}`, id: Number(r.lastInsertRowid) });
+          p.dirsSeen++;
+        }
+      }
+    });
+    flush(batch);
+    batch = [];
+    p.dirsDone++;
+    if (progress !== undefined && p.dirsDone % 200 === 0) progress(p);
+  }
+  progress?.(p);
+  return p.entries;
+}
+
+export interface BuildResult {
+  file: string;
+  entries: number;
+  seconds: number;
+}
+
+/**
+ * Builds the index of one lower layer into dir (replacing any earlier one
+ * atomically: built under a temporary name, then renamed).
+ */
+export function buildIndex(dir: string, layerRoot: string, progress?: (p: BuildProgress) => void): BuildResult {
+  const t0 = process.hrtime.bigint();
+  mkdirSync(dir, { recursive: true });
+  const id = rootId(layerRoot);
+  const file = indexFile(dir, layerRoot);
+  const tmp = `${file}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  const db = new Database(tmp);
+  try {
+    db.pragma('journal_mode = OFF');
+    db.pragma('synchronous = OFF');
+    db.exec(SCHEMA);
+    const st = statFromNode(lstatSync(id.real, { bigint: true }));
+    db.prepare(
+      'INSERT INTO entries(id, parent, name, dev, ino, mode, nlink, uid, gid, rdev, size, blocks, atime, mtime, ctime, target, xattrs) VALUES (1,0,\'\',?,?,?,?,?,?,?,?,?,?,?,?,NULL,?)',
+    ).run(st.dev, st.ino, st.mode, st.nlink, st.uid, st.gid, st.rdev, st.size, st.blocks, st.atimeNs, st.mtimeNs, st.ctimeNs, packXattrs(id.real));
+    const entries = walkInto(db, id.real, [{ rel: '', id: 1 }], progress);
+    const meta = db.prepare('INSERT INTO meta(key, value) VALUES (?, ?)');
+    for (const [k, v] of Object.entries({
+      format: FORMAT,
+      root: id.real,
+      dev: String(id.dev),
+      ino: String(id.ino),
+      mtime: String(id.mtimeNs),
+      ctime: String(id.ctimeNs),
+      entries: String(entries + 1),
+      built: new Date().toISOString(),
+    })) {
+      meta.run(k, v);
+    }
+    db.close();
+    renameSync(tmp, file);
+    return { file, entries: entries + 1, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+  } catch (err) {
+    if (db.open) db.close();
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+export type OpenResult =
+  | { index: LowerIndex; grew: string[] }
+  | { index: undefined; why: string };
+
+/**
+ * Opens the index of a layer if there is a usable one. Names new in the
+ * layer's root are indexed first (they are what a growing store adds).
+ */
+export function openIndex(dir: string, layerRoot: string): OpenResult {
+  let file: string;
+  let id: RootId;
+  try {
+    id = rootId(layerRoot);
+    file = indexFile(dir, layerRoot);
+  } catch (err) {
+    return { index: undefined, why: (err as Error).message };
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(file, { fileMustExist: true });
+  } catch {
+    return { index: undefined, why: 'not indexed' };
+  }
+  const meta = new Map((db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((r) => [r.key, r.value]));
+  if (meta.get('format') !== FORMAT || meta.get('dev') !== String(id.dev) || meta.get('ino') !== String(id.ino) || meta.get('root') !== id.real) {
+    db.close();
+    return { index: undefined, why: 'index is of another layer or format: rebuild it' };
+  }
+  let grew: string[] = [];
+  if (meta.get('mtime') !== String(id.mtimeNs) || meta.get('ctime') !== String(id.ctimeNs)) {
+    const indexed = new Set((db.prepare('SELECT name FROM entries WHERE parent = 1').pluck().all() as string[]));
+    const now = new Set(readdirSync(id.real));
+    const gone = [...indexed].filter((n) => !now.has(n));
+    if (gone.length > 0) {
+      db.close();
+      return { index: undefined, why: `the layer changed (${gone.length} indexed name(s) gone from its root, e.g. '${gone[0]}'): rebuild with 'layerfs index build'` };
+    }
+    grew = [...now].filter((n) => !indexed.has(n));
+    // Growth: index the new names (a few store paths, normally).
+    const index = new LowerIndex(db, id.real);
+    index.addRootNames(grew);
+    db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(id.mtimeNs), 'mtime');
+    db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(id.ctimeNs), 'ctime');
+    return { index, grew };
+  }
+  return { index: new LowerIndex(db, id.real), grew };
+}
+
+/** Read access to one layer's index (and growth of its root). */
+export class LowerIndex {
+  private readonly byName: Database.Statement;
+  private readonly children: Database.Statement;
+  /** Directory layer path -> row id; directories only, bounded. */
+  private readonly dirIds = new Map<string, number>([['', 1]]);
+  queries = 0;
+
+  constructor(
+    private readonly db: Database.Database,
+    readonly root: string,
+  ) {
+    this.byName = db.prepare('SELECT * FROM entries WHERE parent = ? AND name = ?').safeIntegers(true);
+    this.children = db.prepare('SELECT name, mode FROM entries WHERE parent = ?');
+  }
+
+  get entries(): number {
+    return Number(this.db.prepare('SELECT count(*) FROM entries').pluck().get());
+  }
+
+  private rowOf(p: string): Row | undefined {
+    this.queries++;
+    if (p === '') return this.fix(this.db.prepare('SELECT * FROM entries WHERE id = 1').safeIntegers(true).get() as Record<string, unknown>);
+    const i = p.lastIndexOf('/');
+    const parentPath = i < 0 ? '' : p.slice(0, i);
+    const parent = this.dirId(parentPath);
+    if (parent === undefined) return undefined;
+    const r = this.byName.get(BigInt(parent), p.slice(i + 1)) as Record<string, unknown> | undefined;
+    return r === undefined ? undefined : this.fix(r);
+  }
+
+  private fix(r: Record<string, unknown>): Row {
+    const num = (k: string) => Number(r[k] as bigint);
+    return {
+      id: num('id'), dev: r.dev as bigint, ino: r.ino as bigint, mode: num('mode'), nlink: num('nlink'), uid: num('uid'), gid: num('gid'),
+      rdev: num('rdev'), size: num('size'), blocks: num('blocks'), atime: r.atime as bigint, mtime: r.mtime as bigint, ctime: r.ctime as bigint,
+      target: r.target as string | null, xattrs: r.xattrs as Buffer | null,
+    };
+  }
+
+  private dirId(p: string): number | undefined {
+    const hit = this.dirIds.get(p);
+    if (hit !== undefined) return hit;
+    const r = this.rowOf(p);
+    if (r === undefined || (r.mode & S_IFMT) !== S_IFDIR) return undefined;
+    if (this.dirIds.size > 100_000) this.dirIds.clear();
+    this.dirIds.set(p, r.id);
+    return r.id;
+  }
+
+  /** The entry at layer path p, or undefined when absent (or under a non-directory). */
+  lookup(p: string): { stat: Stat; target: string | null; xattrs: Map<string, Buffer> } | undefined {
+    const r = this.rowOf(p);
+    if (r === undefined) return undefined;
+    return {
+      stat: {
+        dev: r.dev, ino: r.ino, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid, rdev: r.rdev, size: r.size,
+        blocks: r.blocks, blksize: 4096, atimeNs: r.atime, mtimeNs: r.mtime, ctimeNs: r.ctime,
+      },
+      target: r.target,
+      xattrs: unpackXattrs(r.xattrs),
+    };
+  }
+
+  /** Entries of the directory at p; undefined when p is not an indexed directory. */
+  readdir(p: string): DirEntry[] | undefined {
+    const id = this.dirId(p);
+    if (id === undefined) return undefined;
+    this.queries++;
+    return (this.children.all(id) as Array<{ name: string; mode: number }>).map((e) => ({ name: e.name, type: e.mode & S_IFMT }));
+  }
+
+  /** Indexes names that appeared in the layer's root (and everything under them). */
+  addRootNames(names: readonly string[]): number {
+    if (names.length === 0) return 0;
+    const insert = this.db.prepare(
+      'INSERT OR REPLACE INTO entries(parent, name, dev, ino, mode, nlink, uid, gid, rdev, size, blocks, atime, mtime, ctime, target, xattrs) VALUES (1,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
+    );
+    const dirs: Array<{ rel: string; id: number }> = [];
+    let n = 0;
+    this.db.transaction(() => {
+      for (const name of names) {
+        const host = path.join(this.root, name);
+        let st;
+        try {
+          st = statFromNode(lstatSync(host, { bigint: true }));
+        } catch {
+          continue;
+        }
+        const target = (st.mode & S_IFMT) === S_IFLNK ? readlinkSync(host) : null;
+        const r = insert.run(name, st.dev, st.ino, st.mode, st.nlink, st.uid, st.gid, st.rdev, st.size, st.blocks, st.atimeNs, st.mtimeNs, st.ctimeNs, target, packXattrs(host));
+        n++;
+        if ((st.mode & S_IFMT) === S_IFDIR) dirs.push({ rel: name, id: Number(r.lastInsertRowid) });
+      }
+    })();
+    return n + walkInto(this.db, this.root, dirs);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
