@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import yargs, { type Argv } from 'yargs';
+import { buildIndex, defaultIndexDir, type BuildProgress } from '../cache/lower-index';
 import { cliEntry, serve, type Logger } from '../mount/daemon';
 import { parseMountOptions, UsageError } from '../mount/options';
 import { unmount, UnmountError } from '../mount/unmount';
@@ -154,6 +155,33 @@ function fail(err: unknown): never {
   die(message, status);
 }
 
+/** Builds the index of each lower layer; a progress bar on a terminal. */
+function runIndexBuild(lowers: string[], dir: string, quiet: boolean): void {
+  for (const l of lowers) {
+    const root = path.resolve(l);
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(root);
+    } catch {
+      throw new UsageError(`lower layer '${l}' does not exist`);
+    }
+    if (!st.isDirectory()) throw new UsageError(`lower layer '${l}' is not a directory`);
+    const tty = !quiet && process.stderr.isTTY;
+    const t0 = Date.now();
+    const bar = (p: BuildProgress): void => {
+      // Directories listed out of those found so far: it converges on 1.
+      const frac = p.dirsSeen === 0 ? 1 : p.dirsDone / p.dirsSeen;
+      const w = 30;
+      const n = Math.round(frac * w);
+      const rate = p.entries / Math.max(0.001, (Date.now() - t0) / 1000);
+      process.stderr.write(`\r${root} [${'#'.repeat(n)}${' '.repeat(w - n)}] ${p.entries} entries, ${p.dirsDone}/${p.dirsSeen} dirs, ${Math.round(rate)}/s`);
+    };
+    const r = buildIndex(dir, root, tty ? bar : undefined);
+    if (tty) process.stderr.write('\n');
+    if (!quiet) process.stdout.write(`${root}: ${r.entries} entries indexed in ${r.seconds.toFixed(1)} s -> ${r.file}\n`);
+  }
+}
+
 /** fuse-overlayfs and mount helpers pass "-oOPTS"; yargs would read that as -o -O -P ... */
 function splitAttachedO(argv: string[]): string[] {
   return argv.flatMap((a) => (a.startsWith('-o') && a.length > 2 && !a.startsWith('--') ? ['-o', a.slice(2)] : [a]));
@@ -174,6 +202,22 @@ export function main(argv: string[]): void {
       'same as mount (the form fuse-overlayfs and mount.fuse3 use: layerfs [SOURCE] MOUNTPOINT -o OPTS)',
       (y) => mountOptions(y),
       (a) => runMount(a as unknown as MountArgs).catch(fail),
+    )
+    .command(
+      'index build <lowers..>',
+      'index lower layers for fast lookups (a mount with -o lowerindex=on reads them from the index)',
+      (y) =>
+        y
+          .positional('lowers', { type: 'string', array: true, demandOption: true, describe: 'lower layer directories' })
+          .option('index-dir', { type: 'string', describe: `where indexes live (default ${defaultIndexDir()})` })
+          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or summary' }),
+      (a) => {
+        try {
+          runIndexBuild(a.lowers as string[], a['index-dir'] ?? defaultIndexDir(), a.quiet);
+        } catch (err) {
+          fail(err);
+        }
+      },
     )
     .command(
       'umount <mountpoint>',

@@ -10,11 +10,14 @@
 //      the mount is live when `layerfs mount` returns;
 //   3. the end of the mount is the end of the FUSE connection: read(2) on
 //      /dev/fuse fails with ENODEV once the kernel drops it.
+import { spawn } from 'child_process';
 import { closeSync, openSync, readFileSync, watch, writeFileSync, type FSWatcher } from 'fs';
 import * as path from 'path';
 import { Overlay } from '../core/overlay';
 import { FuseSession } from '../fuse/session';
 import { HostLayer, HostUpperLayer } from '../layers/host';
+import { IndexedLayer } from '../layers/indexed';
+import { defaultIndexDir, openIndex } from '../cache/lower-index';
 import { native } from '../native';
 import type { Layer } from '../core/layer';
 import { mountAt } from './mountinfo';
@@ -69,11 +72,36 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     layers.push(upper);
     names.push('upper');
   }
-  spec.lowerdirs.forEach((l, i) => {
-    layers.push(new HostLayer(l));
-    names.push(`lower${i + 1}`);
-  });
   const c = o.cache;
+  const indexed: Array<IndexedLayer | undefined> = [];
+  const hosts: HostLayer[] = [];
+  spec.lowerdirs.forEach((l, i) => {
+    const host = new HostLayer(l);
+    hosts.push(host);
+    names.push(`lower${i + 1}`);
+    if (!c.enabled || !c.lowerIndex) {
+      layers.push(host);
+      indexed.push(undefined);
+      return;
+    }
+    const dir = c.indexDir ?? defaultIndexDir();
+    const r = openIndex(dir, l);
+    if (r.index !== undefined) {
+      log.info(`lower${i + 1}: served from its index (${r.index.entries} entries)${r.grew.length ? `; ${r.grew.length} new name(s) in its root indexed` : ''}`);
+      const layer = new IndexedLayer(host, r.index);
+      layers.push(layer);
+      indexed.push(layer);
+      return;
+    }
+    layers.push(host);
+    indexed.push(undefined);
+    log.info(`lower${i + 1}: no usable index (${r.why}); served from the layer, and an index is built in the background for the next mount`);
+    // Built on first use, in a process of its own: nothing of it runs on
+    // the thread that answers the kernel.
+    const child = spawn(process.execPath, [cliEntry, 'index', 'build', '--quiet', '--index-dir', dir, l], { detached: true, stdio: 'ignore' });
+    child.on('error', (err) => log.error(`index build for lower${i + 1}: ${err.message}`));
+    child.unref();
+  });
   const ov = await Overlay.open({
     layers,
     layerNames: names,
@@ -83,7 +111,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     cache: c.enabled ? { maxEntries: c.maxEntries, maxBytes: c.maxBytes } : false,
   });
   for (const ig of o.ignored) log.info(`option '${ig}' accepted; it has no effect on a layerfs mount`);
-  names.forEach((n, i) => log.info(`${n}: ${(layers[i] as HostLayer).root}`));
+  names.forEach((n, i) => log.info(`${n}: ${layers[i].root}`));
   if (upper !== undefined) log.info(`work directory: ${upper.workRoot}`);
   const mc = ov.markerConfig;
   if (mc !== undefined) {
@@ -151,7 +179,9 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     spec.lowerdirs.forEach((dir, i) => {
       try {
         const w = watch(dir, { persistent: false }, (_event, name) => {
-          if (typeof name === 'string' && name.length > 0 && !name.includes('/')) ov.lowerGrew(name);
+          if (typeof name !== 'string' || name.length === 0 || name.includes('/')) return;
+          indexed[i]?.rootChanged(name);
+          ov.lowerGrew(name);
         });
         w.on('error', (err) => log.error(`watching lower${i + 1} ${dir}: ${err.message}; new names there show after 'kill -USR1'`));
         watchers.push(w);
@@ -178,7 +208,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
       rss: kb('VmRSS'),
       peakRss: kb('VmHWM'),
       cache: ov.cache.stats(),
-      layers: names.map((n, i) => ({ name: n, calls: (layers[i] as HostLayer).calls.snapshot() })),
+      layers: names.map((n, i) => ({ name: n, calls: (i === 0 && upper !== undefined ? upper : hosts[i - (upper !== undefined ? 1 : 0)]).calls.snapshot() })),
     };
     try {
       writeFileSync(file, JSON.stringify(stats));

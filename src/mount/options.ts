@@ -48,6 +48,10 @@ export interface CacheOptions {
   /** Bounds of the daemon's metadata cache. */
   maxEntries: number;
   maxBytes: number;
+  /** Serve lower layers from their persistent index (lowerindex=on). */
+  lowerIndex: boolean;
+  /** Where indexes live (index_dir=); undefined: the default. */
+  indexDir?: string;
 }
 
 /** One day: the kernel keeps what it was told until then, or until told otherwise. */
@@ -125,6 +129,7 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
       negativeTimeout: DEFAULT_TIMEOUT,
       maxEntries: 200_000,
       maxBytes: 128 * 1024 * 1024,
+      lowerIndex: false,
     },
   };
   const seconds = (key: string, v: string): number => {
@@ -209,6 +214,15 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
           break;
         case 'cache_entries':
           o.cache.maxEntries = count(key, need());
+          break;
+        case 'lowerindex': {
+          const v = need();
+          if (v !== 'on' && v !== 'off') throw new UsageError(`option 'lowerindex' is on or off, not '${v}'`);
+          o.cache.lowerIndex = v === 'on';
+          break;
+        }
+        case 'index_dir':
+          o.cache.indexDir = unescape(need());
           break;
         case 'cache_mb':
           o.cache.maxBytes = count(key, need()) * 1024 * 1024;

@@ -1,0 +1,106 @@
+// The persistent lower index: an overlay over indexed lower layers shows
+// exactly what it shows over the layers themselves, makes no lstat, readdir,
+// readlink or xattr call on them while walking, picks up names a lower root
+// gained, and refuses an index whose layer lost names.
+import * as fs from 'fs';
+import * as path from 'path';
+import { buildIndex, openIndex } from '../../src/cache/lower-index';
+import { Overlay } from '../../src/core/overlay';
+import { HostLayer } from '../../src/layers/host';
+import { IndexedLayer } from '../../src/layers/indexed';
+import { tmpdir } from '../helpers/env';
+import { kernelForms, mixedForms, randomStack, writeStack } from '../helpers/stack';
+
+async function walk(ov: Overlay): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const rec = async (dir: string): Promise<void> => {
+    for (const e of await ov.readdir(dir)) {
+      const p = dir === '/' ? `/${e.name}` : `${dir}/${e.name}`;
+      const st = await ov.getattr(p);
+      out[p] = `${st.mode.toString(8)} ${st.uid}:${st.gid} ${st.size} ${st.ino} ${st.mtimeNs} n${st.nlink} l${e.layer}`;
+      if ((st.mode & 0o170000) === 0o120000) out[p] += ` -> ${await ov.readlink(p)}`;
+      for (const x of (await ov.listxattr(p)).sort()) out[p] += ` ${x}=${(await ov.getxattr(p, x)).toString()}`;
+      if ((st.mode & 0o170000) === 0o040000) await rec(p);
+    }
+  };
+  await rec('/');
+  return out;
+}
+
+describe('lower index', () => {
+  let base: string;
+  beforeEach(() => {
+    base = tmpdir('lfs-index-');
+  });
+  afterEach(() => fs.rmSync(base, { recursive: true, force: true }));
+
+  test.each([[1, kernelForms], [2, mixedForms], [3, kernelForms]] as const)(
+    'seed %i: same merged tree from the index as from the layers, with no metadata call on them',
+    async (seed, forms) => {
+      const lowers = writeStack(path.join(base, 'stack'), randomStack(seed, 3), forms);
+      const idx = path.join(base, 'idx');
+      for (const l of lowers) expect(buildIndex(idx, l).entries).toBeGreaterThan(1);
+      const plain = await Overlay.open({ layers: lowers.map((l) => new HostLayer(l)), layerNames: ['l1', 'l2', 'l3'] });
+      const hosts = lowers.map((l) => new HostLayer(l));
+      const indexedLayers = hosts.map((h, i) => {
+        const r = openIndex(idx, lowers[i]);
+        if (r.index === undefined) throw new Error(r.why);
+        return new IndexedLayer(h, r.index);
+      });
+      const fromIndex = await Overlay.open({ layers: indexedLayers, layerNames: ['l1', 'l2', 'l3'] });
+      const want = await walk(plain);
+      expect(Object.keys(want).length).toBeGreaterThan(5);
+      expect(await walk(fromIndex)).toEqual(want);
+      const calls = hosts.map((h) => h.calls.snapshot());
+      for (const c of calls) for (const k of ['lstat', 'readdir', 'readlink', 'lgetxattr', 'llistxattr']) expect(c[k] ?? 0).toBe(0);
+      expect(indexedLayers.reduce((a, l) => a + l.queries, 0)).toBeGreaterThan(0);
+    },
+  );
+
+  test('a lower root that grew: new names are indexed when the index is opened; a lost name refuses it', async () => {
+    const lower = path.join(base, 'lower');
+    fs.mkdirSync(path.join(lower, 'aaa-pkg/bin'), { recursive: true });
+    fs.writeFileSync(path.join(lower, 'aaa-pkg/bin/x'), 'x');
+    const idx = path.join(base, 'idx');
+    buildIndex(idx, lower);
+    // Directory mtimes have nanosecond resolution here; make the change visible anyway.
+    fs.mkdirSync(path.join(lower, 'bbb-new/lib'), { recursive: true });
+    fs.writeFileSync(path.join(lower, 'bbb-new/lib/y'), 'yy');
+    const r = openIndex(idx, lower);
+    if (r.index === undefined) throw new Error(r.why);
+    expect(r.grew).toEqual(['bbb-new']);
+    const host = new HostLayer(lower);
+    const ov = await Overlay.open({ layers: [new IndexedLayer(host, r.index)], layerNames: ['l1'] });
+    expect((await ov.getattr('/bbb-new/lib/y')).size).toBe(2);
+    expect((await ov.readdir('/')).map((e) => e.name).sort()).toEqual(['aaa-pkg', 'bbb-new']);
+    expect(host.calls.snapshot().lstat ?? 0).toBe(0);
+    r.index.close();
+    // Names only in the root while mounted: served from the layer itself.
+    const r2 = openIndex(idx, lower);
+    if (r2.index === undefined) throw new Error(r2.why);
+    const layer = new IndexedLayer(host, r2.index);
+    const ov2 = await Overlay.open({ layers: [layer], layerNames: ['l1'] });
+    await expect(ov2.getattr('/ccc-live')).rejects.toMatchObject({ code: 'ENOENT' });
+    fs.writeFileSync(path.join(lower, 'ccc-live'), 'z');
+    layer.rootChanged('ccc-live');
+    ov2.lowerGrew('ccc-live');
+    expect((await ov2.getattr('/ccc-live')).size).toBe(1);
+    expect((await ov2.readdir('/')).map((e) => e.name).sort()).toEqual(['aaa-pkg', 'bbb-new', 'ccc-live']);
+    r2.index.close();
+    fs.rmSync(path.join(lower, 'aaa-pkg'), { recursive: true });
+    const r3 = openIndex(idx, lower);
+    expect(r3.index).toBeUndefined();
+    if (r3.index === undefined) expect(r3.why).toMatch(/changed.*aaa-pkg.*rebuild/);
+  });
+
+  test('an index is keyed by the layer: another directory does not use it', async () => {
+    const a = path.join(base, 'a');
+    const b = path.join(base, 'b');
+    fs.mkdirSync(a);
+    fs.mkdirSync(b);
+    buildIndex(path.join(base, 'idx'), a);
+    expect(openIndex(path.join(base, 'idx'), a).index).toBeDefined();
+    const rb = openIndex(path.join(base, 'idx'), b);
+    expect(rb.index).toBeUndefined();
+  });
+});
