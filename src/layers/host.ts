@@ -4,7 +4,7 @@
 // symlink inside the layer is followed (see core/layer.ts).
 // xattrs go through the native addon (lgetxattr & co. are fast, synchronous
 // metadata calls); everything else through Node's asynchronous fs.
-import { lstatSync, promises as fsp, readdirSync, readlinkSync, type BigIntStats, type Dirent } from 'fs';
+import { promises as fsp, type BigIntStats, type Dirent } from 'fs';
 import { constants as fsc } from 'fs';
 import { asFsError, hasCode } from '../core/errors';
 import type { DirEntry, Layer, LayerFile, Loc, SeekableFile, TimeSpec, UpperFile, UpperLayer } from '../core/layer';
@@ -142,25 +142,20 @@ export class HostLayer implements Layer {
     return p === '' ? this.root : `${this.root}/${p}`;
   }
 
-  // Metadata calls are synchronous on purpose: served from the kernel's
-  // caches they take microseconds, while a round trip through libuv's
-  // threadpool costs tens of microseconds of wake-ups, and a lookup makes
-  // several of them (measured: a find walk spent 70% of its time idle
-  // between hops). A slow lower layer is what the lower index is for.
   async lstat(p: LayerPath): Promise<Stat> {
     this.calls.add('lstat');
-    return statFromNode(lstatSync(this.hostPath(p), { bigint: true }));
+    return statFromNode(await fsp.lstat(this.hostPath(p), { bigint: true }));
   }
 
   async readdir(p: LayerPath): Promise<DirEntry[]> {
     this.calls.add('readdir');
-    const ents = readdirSync(this.hostPath(p), { withFileTypes: true });
+    const ents = await fsp.readdir(this.hostPath(p), { withFileTypes: true });
     return ents.map((d) => ({ name: d.name, type: direntType(d) }));
   }
 
-  async readlink(p: LayerPath): Promise<string> {
+  readlink(p: LayerPath): Promise<string> {
     this.calls.add('readlink');
-    return readlinkSync(this.hostPath(p));
+    return fsp.readlink(this.hostPath(p));
   }
 
   async getxattr(p: LayerPath, name: string): Promise<Buffer> {
