@@ -60,19 +60,9 @@ export function indexFile(dir: string, layerRoot: string): string {
 
 interface Row {
   id: number;
-  dev: bigint;
-  ino: bigint;
-  mode: number;
-  nlink: number;
-  uid: number;
-  gid: number;
-  rdev: number;
-  size: number;
-  blocks: number;
-  atime: bigint;
-  mtime: bigint;
-  ctime: bigint;
+  stat: Stat;
   target: string | null;
+  /** Packed (packXattrs); unpacked only when xattrs are asked for. */
   xattrs: Buffer | null;
 }
 
@@ -112,7 +102,7 @@ function packXattrs(host: string): Buffer | null {
   return Buffer.concat(parts);
 }
 
-function unpackXattrs(b: Buffer | null): Map<string, Buffer> {
+export function unpackXattrs(b: Buffer | null): Map<string, Buffer> {
   const m = new Map<string, Buffer>();
   if (b === null) return m;
   let o = 0;
@@ -132,51 +122,61 @@ export interface BuildProgress {
   dirsSeen: number;
 }
 
+const INSERT =
+  'INSERT OR REPLACE INTO entries(parent, name, dev, ino, mode, nlink, uid, gid, rdev, size, blocks, atime, mtime, ctime, target, xattrs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)';
+
 /**
- * Walks a layer (or the named root entries of it) and inserts what it finds
- * under parent ids; returns the number of entries added. Synchronous system
- * calls: this runs in `layerfs index build`'s own process, never in a daemon.
+ * Inserts the named entries of one directory under parent (lstat, symlink
+ * target, xattrs of each); returns the directories among them, to walk next.
+ * Synchronous system calls: this runs in `layerfs index build`'s own process,
+ * or once at mount for names a lower root gained.
+ */
+function insertEntries(
+  insert: Database.Statement,
+  hostDir: string,
+  rel: string,
+  parent: number,
+  names: readonly string[],
+): { added: number; dirs: Array<{ rel: string; id: number }> } {
+  const dirs: Array<{ rel: string; id: number }> = [];
+  let added = 0;
+  for (const name of names) {
+    const host = path.join(hostDir, name);
+    let s: Stat;
+    try {
+      s = statFromNode(lstatSync(host, { bigint: true }));
+    } catch {
+      continue; // vanished meanwhile
+    }
+    const target = (s.mode & S_IFMT) === S_IFLNK ? readlinkSync(host) : null;
+    const r = insert.run(
+      parent, name, s.dev, s.ino, s.mode, s.nlink, s.uid, s.gid, s.rdev, s.size, s.blocks, s.atimeNs, s.mtimeNs, s.ctimeNs,
+      target, packXattrs(host),
+    );
+    added++;
+    if ((s.mode & S_IFMT) === S_IFDIR) dirs.push({ rel: rel === '' ? name : `${rel}/${name}`, id: Number(r.lastInsertRowid) });
+  }
+  return { added, dirs };
+}
+
+/**
+ * Walks directories already in the index and inserts everything below them,
+ * one transaction per directory (a directory's id exists before its
+ * children go in); returns the number of entries added.
  */
 function walkInto(db: Database.Database, root: string, start: Array<{ rel: string; id: number }>, progress?: (p: BuildProgress) => void): number {
-  const insert = db.prepare(
-    'INSERT INTO entries(parent, name, dev, ino, mode, nlink, uid, gid, rdev, size, blocks, atime, mtime, ctime, target, xattrs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
-  );
+  const insert = db.prepare(INSERT);
   const stack = [...start];
   const p: BuildProgress = { entries: 0, dirsDone: 0, dirsSeen: stack.length };
-  let batch: Array<() => void> = [];
-  const flush = db.transaction((jobs: Array<() => void>) => {
-    for (const j of jobs) j();
+  const one = db.transaction((dir: { rel: string; id: number }) => {
+    const hostDir = dir.rel === '' ? root : path.join(root, dir.rel);
+    const { added, dirs } = insertEntries(insert, hostDir, dir.rel, dir.id, readdirSync(hostDir));
+    p.entries += added;
+    p.dirsSeen += dirs.length;
+    stack.push(...dirs);
   });
   while (stack.length > 0) {
-    const dir = stack.pop()!;
-    const hostDir = dir.rel === '' ? root : path.join(root, dir.rel);
-    const names = readdirSync(hostDir);
-    // Directories need their ids before their children go in: insert this
-    // directory's entries now, in one transaction with whatever is pending.
-    batch.push(() => {
-      for (const name of names) {
-        const host = path.join(hostDir, name);
-        let st;
-        try {
-          st = lstatSync(host, { bigint: true });
-        } catch {
-          continue; // vanished meanwhile
-        }
-        const s = statFromNode(st);
-        const target = (s.mode & S_IFMT) === S_IFLNK ? readlinkSync(host) : null;
-        const r = insert.run(
-          dir.id, name, s.dev, s.ino, s.mode, s.nlink, s.uid, s.gid, s.rdev, s.size, s.blocks, s.atimeNs, s.mtimeNs, s.ctimeNs,
-          target, packXattrs(host),
-        );
-        p.entries++;
-        if ((s.mode & S_IFMT) === S_IFDIR) {
-          stack.push({ rel: dir.rel === '' ? name : `${dir.rel}/${name}`, id: Number(r.lastInsertRowid) });
-          p.dirsSeen++;
-        }
-      }
-    });
-    flush(batch);
-    batch = [];
+    one(stack.pop()!);
     p.dirsDone++;
     if (progress !== undefined && p.dirsDone % 200 === 0) progress(p);
   }
@@ -286,6 +286,7 @@ export function openIndex(dir: string, layerRoot: string): OpenResult {
 export class LowerIndex {
   private readonly byName: Database.Statement;
   private readonly children: Database.Statement;
+  private readonly rootRow: Database.Statement;
   /** Directory layer path -> row id; directories only, bounded. */
   private readonly dirIds = new Map<string, number>([['', 1]]);
   queries = 0;
@@ -296,54 +297,46 @@ export class LowerIndex {
   ) {
     this.byName = db.prepare('SELECT * FROM entries WHERE parent = ? AND name = ?').safeIntegers(true);
     this.children = db.prepare('SELECT name, mode FROM entries WHERE parent = ?');
+    this.rootRow = db.prepare('SELECT * FROM entries WHERE id = 1').safeIntegers(true);
   }
 
   get entries(): number {
     return Number(this.db.prepare('SELECT count(*) FROM entries').pluck().get());
   }
 
-  private rowOf(p: string): Row | undefined {
+  /** The entry at layer path p, or undefined when absent (or under a non-directory). */
+  lookup(p: string): Row | undefined {
     this.queries++;
-    if (p === '') return this.fix(this.db.prepare('SELECT * FROM entries WHERE id = 1').safeIntegers(true).get() as Record<string, unknown>);
+    if (p === '') return this.toRow(this.rootRow.get() as Record<string, unknown>);
     const i = p.lastIndexOf('/');
-    const parentPath = i < 0 ? '' : p.slice(0, i);
-    const parent = this.dirId(parentPath);
+    const parent = this.dirId(i < 0 ? '' : p.slice(0, i));
     if (parent === undefined) return undefined;
     const r = this.byName.get(BigInt(parent), p.slice(i + 1)) as Record<string, unknown> | undefined;
-    return r === undefined ? undefined : this.fix(r);
+    return r === undefined ? undefined : this.toRow(r);
   }
 
-  private fix(r: Record<string, unknown>): Row {
+  private toRow(r: Record<string, unknown>): Row {
     const num = (k: string) => Number(r[k] as bigint);
     return {
-      id: num('id'), dev: r.dev as bigint, ino: r.ino as bigint, mode: num('mode'), nlink: num('nlink'), uid: num('uid'), gid: num('gid'),
-      rdev: num('rdev'), size: num('size'), blocks: num('blocks'), atime: r.atime as bigint, mtime: r.mtime as bigint, ctime: r.ctime as bigint,
-      target: r.target as string | null, xattrs: r.xattrs as Buffer | null,
+      id: num('id'),
+      stat: {
+        dev: r.dev as bigint, ino: r.ino as bigint, mode: num('mode'), nlink: num('nlink'), uid: num('uid'), gid: num('gid'),
+        rdev: num('rdev'), size: num('size'), blocks: num('blocks'), blksize: 4096,
+        atimeNs: r.atime as bigint, mtimeNs: r.mtime as bigint, ctimeNs: r.ctime as bigint,
+      },
+      target: r.target as string | null,
+      xattrs: r.xattrs as Buffer | null,
     };
   }
 
   private dirId(p: string): number | undefined {
     const hit = this.dirIds.get(p);
     if (hit !== undefined) return hit;
-    const r = this.rowOf(p);
-    if (r === undefined || (r.mode & S_IFMT) !== S_IFDIR) return undefined;
+    const r = this.lookup(p);
+    if (r === undefined || (r.stat.mode & S_IFMT) !== S_IFDIR) return undefined;
     if (this.dirIds.size > 100_000) this.dirIds.clear();
     this.dirIds.set(p, r.id);
     return r.id;
-  }
-
-  /** The entry at layer path p, or undefined when absent (or under a non-directory). */
-  lookup(p: string): { stat: Stat; target: string | null; xattrs: Map<string, Buffer> } | undefined {
-    const r = this.rowOf(p);
-    if (r === undefined) return undefined;
-    return {
-      stat: {
-        dev: r.dev, ino: r.ino, mode: r.mode, nlink: r.nlink, uid: r.uid, gid: r.gid, rdev: r.rdev, size: r.size,
-        blocks: r.blocks, blksize: 4096, atimeNs: r.atime, mtimeNs: r.mtime, ctimeNs: r.ctime,
-      },
-      target: r.target,
-      xattrs: unpackXattrs(r.xattrs),
-    };
   }
 
   /** Entries of the directory at p; undefined when p is not an indexed directory. */
@@ -357,27 +350,8 @@ export class LowerIndex {
   /** Indexes names that appeared in the layer's root (and everything under them). */
   addRootNames(names: readonly string[]): number {
     if (names.length === 0) return 0;
-    const insert = this.db.prepare(
-      'INSERT OR REPLACE INTO entries(parent, name, dev, ino, mode, nlink, uid, gid, rdev, size, blocks, atime, mtime, ctime, target, xattrs) VALUES (1,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)',
-    );
-    const dirs: Array<{ rel: string; id: number }> = [];
-    let n = 0;
-    this.db.transaction(() => {
-      for (const name of names) {
-        const host = path.join(this.root, name);
-        let st;
-        try {
-          st = statFromNode(lstatSync(host, { bigint: true }));
-        } catch {
-          continue;
-        }
-        const target = (st.mode & S_IFMT) === S_IFLNK ? readlinkSync(host) : null;
-        const r = insert.run(name, st.dev, st.ino, st.mode, st.nlink, st.uid, st.gid, st.rdev, st.size, st.blocks, st.atimeNs, st.mtimeNs, st.ctimeNs, target, packXattrs(host));
-        n++;
-        if ((st.mode & S_IFMT) === S_IFDIR) dirs.push({ rel: name, id: Number(r.lastInsertRowid) });
-      }
-    })();
-    return n + walkInto(this.db, this.root, dirs);
+    const { added, dirs } = this.db.transaction(() => insertEntries(this.db.prepare(INSERT), this.root, '', 1, names))();
+    return added + walkInto(this.db, this.root, dirs);
   }
 
   close(): void {

@@ -8,7 +8,7 @@ import { fsError } from '../core/errors';
 import type { DirEntry, Layer, LayerFile } from '../core/layer';
 import type { LayerPath } from '../core/paths';
 import type { Stat, StatFs } from '../core/stat';
-import type { LowerIndex } from '../cache/lower-index';
+import { unpackXattrs, type LowerIndex } from '../cache/lower-index';
 import type { HostLayer } from './host';
 
 export class IndexedLayer implements Layer {
@@ -74,7 +74,7 @@ export class IndexedLayer implements Layer {
     if (this.useHost(p)) return this.host.getxattr(p, name);
     const e = this.index.lookup(p);
     if (e === undefined) throw fsError('ENOENT', 'getxattr', p);
-    const v = e.xattrs.get(name);
+    const v = unpackXattrs(e.xattrs).get(name);
     if (v === undefined) throw fsError('ENODATA', 'getxattr', p);
     return v;
   }
@@ -83,7 +83,7 @@ export class IndexedLayer implements Layer {
     if (this.useHost(p)) return this.host.listxattr(p);
     const e = this.index.lookup(p);
     if (e === undefined) throw fsError('ENOENT', 'listxattr', p);
-    return [...e.xattrs.keys()];
+    return [...unpackXattrs(e.xattrs).keys()];
   }
 
   open(p: LayerPath, flags: number): Promise<LayerFile> {
