@@ -52,17 +52,8 @@ function parseArgs(argv) {
 
 // ---- the store -------------------------------------------------------------
 
-/** mulberry32: the same store for the same --paths, everywhere. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The project's seeded PRNG (mulberry32): the same store for the same --paths, everywhere.
+const { rng } = require('../test/helpers/rng');
 
 const ALPHA = '0123456789abcdfghijklmnpqrsvwxyz';
 const PNAMES = ['glibc', 'bash', 'coreutils', 'python3', 'perl', 'openssl', 'zlib', 'gcc', 'libffi', 'ncurses', 'curl', 'git', 'nodejs', 'rustc', 'llvm'];

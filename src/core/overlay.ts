@@ -299,10 +299,7 @@ export class Overlay {
    * negative entry or root listing must not hide it.
    */
   lowerGrew(name: string): void {
-    const p = mergedPath('/' + name);
-    this.cache.drop(p);
-    this.cache.touch('/' as MergedPath);
-    this.onInvalidate?.(p, 'entry');
+    this.invalidate('/' + name);
   }
 
   /** The attributes shown for a resolved object. */

@@ -196,7 +196,9 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     ov.invalidate();
     log.info('all cached state invalidated (SIGUSR1)');
   });
-  // SIGUSR2: write counters to $LAYERFS_STATS_FILE (benchmarks read them).
+  // SIGUSR2: write counters to $LAYERFS_STATS_FILE (benchmarks read them);
+  // counted on the host layers, under any index, in layer order.
+  const counted: HostLayer[] = [...(upper !== undefined ? [upper] : []), ...hosts];
   process.on('SIGUSR2', () => {
     const file = process.env.LAYERFS_STATS_FILE;
     if (file === undefined) return;
@@ -208,7 +210,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
       rss: kb('VmRSS'),
       peakRss: kb('VmHWM'),
       cache: ov.cache.stats(),
-      layers: names.map((n, i) => ({ name: n, calls: (i === 0 && upper !== undefined ? upper : hosts[i - (upper !== undefined ? 1 : 0)]).calls.snapshot() })),
+      layers: counted.map((l, i) => ({ name: names[i], calls: l.calls.snapshot() })),
     };
     try {
       writeFileSync(file, JSON.stringify(stats));

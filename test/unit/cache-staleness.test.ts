@@ -11,7 +11,7 @@ import { hasCode } from '../../src/core/errors';
 import { HostLayer, HostUpperLayer } from '../../src/layers/host';
 import { tmpdir } from '../helpers/env';
 import { rng } from '../helpers/rng';
-import { kernelForms, randomStack, writeStack } from '../helpers/stack';
+import { diffTrees, kernelForms, randomStack, writeStack } from '../helpers/stack';
 
 const NAMES = ['a', 'b', 'c', 'd', 'e', 'f'];
 const O = fs.constants;
@@ -47,14 +47,6 @@ async function view(ov: Overlay): Promise<Record<string, string>> {
   };
   await walk('/', 0);
   return out;
-}
-
-function diff(a: Record<string, string>, b: Record<string, string>): string[] {
-  const out: string[] = [];
-  for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) {
-    if (a[k] !== b[k]) out.push(`${k}: cached=${a[k] ?? '(none)'} fresh=${b[k] ?? '(none)'}`);
-  }
-  return out.sort();
 }
 
 describe('metadata cache: never stale after a mutation', () => {
@@ -132,7 +124,7 @@ describe('metadata cache: never stale after a mutation', () => {
         if (process.env.LAYERFS_CACHE_LOG) process.stderr.write(`${i} ${name} ${p} ${q} ${result} ${Date.now() % 100000}\n`);
         const f = await fresh();
         const cached = await view(ov);
-        const d = diff(cached, await view(f));
+        const d = diffTrees(cached, await view(f), 'cached', 'fresh');
         existing = Object.keys(cached).filter((k) => !k.endsWith(' ls') && cached[k] !== 'absent');
         if (d.length > 0) throw new Error(`seed ${seed}, op ${i} ${name} ${p} ${q} -> ${result}:\n${d.slice(0, 10).join('\n')}`);
         checked++;
