@@ -203,21 +203,25 @@ export function main(argv: string[]): void {
       (y) => mountOptions(y),
       (a) => runMount(a as unknown as MountArgs).catch(fail),
     )
-    .command(
-      'index build <lowers..>',
-      'index lower layers for fast lookups (a mount with -o lowerindex=on reads them from the index)',
-      (y) =>
-        y
-          .positional('lowers', { type: 'string', array: true, demandOption: true, describe: 'lower layer directories' })
-          .option('index-dir', { type: 'string', describe: `where indexes live (default ${defaultIndexDir()})` })
-          .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or summary' }),
-      (a) => {
-        try {
-          runIndexBuild(a.lowers as string[], a['index-dir'] ?? defaultIndexDir(), a.quiet);
-        } catch (err) {
-          fail(err);
-        }
-      },
+    .command('index', 'manage lower-layer indexes (a mount with -o lowerindex=on reads lower layers from them)', (y) =>
+      y
+        .command(
+          'build <lowers..>',
+          'index lower layers for fast lookups',
+          (b) =>
+            b
+              .positional('lowers', { type: 'string', array: true, demandOption: true, describe: 'lower layer directories' })
+              .option('index-dir', { type: 'string', describe: `where indexes live (default ${defaultIndexDir()})` })
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or summary' }),
+          (a) => {
+            try {
+              runIndexBuild(a.lowers as string[], a['index-dir'] ?? defaultIndexDir(), a.quiet);
+            } catch (err) {
+              fail(err);
+            }
+          },
+        )
+        .demandCommand(1, 'index: say what to do (layerfs index build LOWER...)'),
     )
     .command(
       'umount <mountpoint>',
