@@ -11,6 +11,9 @@
 //   utimensat(path, aSec, aNsec, mSec, mNsec, flags)  nanosecond times, UTIME_NOW/OMIT
 //   lseek(fd, offset, whence) -> offset        SEEK_DATA / SEEK_HOLE (sparse copy-up)
 //   fallocate(fd, mode, offset, length)
+//   pollReadable(fd, callback) -> handle      libuv readiness callback on a raw fd
+//   pollStop(handle)                           (the FUSE device: read on the main thread,
+//                                              with no threadpool hop per request)
 //
 // Every call is synchronous and fails by throwing an Error shaped like Node's fs
 // errors: message "CODE: strerror, syscall 'path'", and properties code, errno
@@ -27,6 +30,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <node_api.h>
+#include <uv.h>
 
 #define PATH_BUF 4097
 #define NAME_BUF 256
@@ -260,6 +264,87 @@ static napi_value js_fallocate(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// A uv_poll_t on an fd Node has no handle type for. The callback runs on the
+// main thread through napi_make_callback, so promise jobs queued by it run
+// when it returns, as for any Node I/O callback. Level-triggered: if the
+// callback leaves data unread it is called again on the next loop turn.
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref callback;
+  napi_async_context context;
+  int stopped;
+} poller_t;
+
+static void poller_closed(uv_handle_t *h) { free(h->data); }
+
+static void poller_event(uv_poll_t *h, int status, int events) {
+  poller_t *p = h->data;
+  if (p->stopped) return;
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value cb, recv, arg, result;
+  napi_get_reference_value(env, p->callback, &cb);
+  napi_get_global(env, &recv); // make_callback wants an object as `this`
+  // status < 0 is a libuv error (e.g. the fd was closed); POLLERR/POLLHUP
+  // surface as readability, and the read itself then reports them.
+  napi_create_int32(env, status, &arg);
+  if (napi_make_callback(env, p->context, recv, cb, 1, &arg, &result) == napi_pending_exception) {
+    // A throw in the callback is an uncaught exception, as in any Node callback.
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    napi_fatal_exception(env, err);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value js_poll_readable(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  INT_ARG(fd, 0);
+  napi_valuetype t;
+  napi_typeof(env, argv[1], &t);
+  if (t != napi_function) return throw_type(env, "argument 1 must be a function");
+  uv_loop_t *loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return throw_errno(env, EINVAL, "uv_poll_init", NULL);
+  poller_t *p = calloc(1, sizeof *p);
+  if (p == NULL) return throw_errno(env, ENOMEM, "uv_poll_init", NULL);
+  int r = uv_poll_init(loop, &p->poll, (int)fd);
+  if (r != 0) {
+    free(p);
+    return throw_errno(env, -r, "uv_poll_init", NULL);
+  }
+  p->poll.data = p;
+  p->env = env;
+  napi_create_reference(env, argv[1], 1, &p->callback);
+  napi_value name;
+  napi_create_string_utf8(env, "layerfs.pollReadable", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &p->context);
+  r = uv_poll_start(&p->poll, UV_READABLE, poller_event);
+  if (r != 0) {
+    napi_delete_reference(env, p->callback);
+    napi_async_destroy(env, p->context);
+    uv_close((uv_handle_t *)&p->poll, poller_closed);
+    return throw_errno(env, -r, "uv_poll_start", NULL);
+  }
+  napi_value handle;
+  napi_create_external(env, p, NULL, NULL, &handle);
+  return handle;
+}
+
+static napi_value js_poll_stop(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  poller_t *p;
+  if (napi_get_value_external(env, argv[0], (void **)&p) != napi_ok) return throw_type(env, "argument 0 must be a poll handle");
+  if (p->stopped) return undefined(env);
+  p->stopped = 1;
+  uv_poll_stop(&p->poll);
+  napi_delete_reference(env, p->callback);
+  napi_async_destroy(env, p->context);
+  uv_close((uv_handle_t *)&p->poll, poller_closed);
+  return undefined(env);
+}
+
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -284,6 +369,8 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "utimensat", js_utimensat);
   export_fn(env, exports, "lseek", js_lseek);
   export_fn(env, exports, "fallocate", js_fallocate);
+  export_fn(env, exports, "pollReadable", js_poll_readable);
+  export_fn(env, exports, "pollStop", js_poll_stop);
   export_int(env, exports, "RENAME_NOREPLACE", RENAME_NOREPLACE);
   export_int(env, exports, "RENAME_EXCHANGE", RENAME_EXCHANGE);
   export_int(env, exports, "RENAME_WHITEOUT", RENAME_WHITEOUT);

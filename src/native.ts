@@ -16,6 +16,12 @@ export interface NativeAddon {
   utimensat(path: string, aSec: number, aNsec: number, mSec: number, mNsec: number, flags: number): void;
   lseek(fd: number, offset: number, whence: number): number;
   fallocate(fd: number, mode: number, offset: number, length: number): void;
+  /**
+   * Calls back on the main thread whenever fd is readable (level-triggered),
+   * with 0 or a negative libuv error. The fd should be non-blocking.
+   */
+  pollReadable(fd: number, callback: (status: number) => void): PollHandle;
+  pollStop(handle: PollHandle): void;
   readonly RENAME_NOREPLACE: number;
   readonly RENAME_EXCHANGE: number;
   readonly RENAME_WHITEOUT: number;
@@ -41,6 +47,9 @@ export interface NativeAddon {
   readonly SEEK_DATA: number;
   readonly SEEK_HOLE: number;
 }
+
+/** Opaque handle returned by pollReadable. */
+export type PollHandle = { readonly __poll: unique symbol };
 
 let loaded: NativeAddon | undefined;
 

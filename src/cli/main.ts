@@ -15,8 +15,8 @@ import { parseMountOptions, UsageError } from '../mount/options';
 import { unmount, UnmountError } from '../mount/unmount';
 import { validateMount } from '../mount/validate';
 
-// The daemon keeps a few read(2)s on /dev/fuse pending on libuv's threadpool;
-// give layer I/O room beside them. Read by libuv when the pool first starts,
+// Layer I/O runs on libuv's threadpool; with several slow layers the default
+// 4 threads would be the limit. Read by libuv when the pool first starts,
 // which is after this line (imports do no asynchronous I/O).
 process.env.UV_THREADPOOL_SIZE ??= '16';
 
@@ -96,7 +96,7 @@ async function runMount(a: MountArgs): Promise<void> {
     log.detach(a.log);
   }
   process.exitCode = await served.ended;
-  // Reads still pending on /dev/fuse hold threadpool threads; leave now.
+  // Layer I/O may still be pending on a stalled layer; leave now.
   process.exit();
 }
 

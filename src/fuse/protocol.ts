@@ -3,6 +3,16 @@
 // writes. Little-endian, as on every Linux architecture Node supports.
 // Protocol 7.31 is announced; nothing below depends on a later minor.
 
+/**
+ * A zero-filled buffer from Node's shared pool. Buffer.alloc gives every
+ * small reply its own ArrayBuffer, and that external memory makes V8 run
+ * full mark-compact collections over the daemon's large, long-lived heap
+ * (caches) several times a second under load; pooled slices do not.
+ */
+export function zeroed(size: number): Buffer {
+  return Buffer.allocUnsafe(size).fill(0);
+}
+
 export const FUSE_KERNEL_VERSION = 7;
 export const FUSE_KERNEL_MINOR_VERSION = 31;
 export const FUSE_ROOT_ID = 1;
@@ -90,7 +100,7 @@ export const FUSE_NOTIFY_INVAL_ENTRY = 3;
 
 /** Drop the kernel's attributes of a node, and its cached data from off (off < 0: attributes only). */
 export function notifyInvalInode(nodeid: number, off: number, len: number): Buffer {
-  const b = Buffer.alloc(OUT_HEADER_SIZE + 24);
+  const b = zeroed(OUT_HEADER_SIZE + 24);
   b.writeUInt32LE(b.length, 0);
   b.writeInt32LE(FUSE_NOTIFY_INVAL_INODE, 4);
   b.writeBigUInt64LE(BigInt(nodeid), 16);
@@ -102,7 +112,7 @@ export function notifyInvalInode(nodeid: number, off: number, len: number): Buff
 /** Drop the kernel's dentry (positive or negative) for name in the directory node parent. */
 export function notifyInvalEntry(parent: number, name: string): Buffer {
   const n = Buffer.from(name);
-  const b = Buffer.alloc(OUT_HEADER_SIZE + 16 + n.length + 1);
+  const b = zeroed(OUT_HEADER_SIZE + 16 + n.length + 1);
   b.writeUInt32LE(b.length, 0);
   b.writeInt32LE(FUSE_NOTIFY_INVAL_ENTRY, 4);
   b.writeBigUInt64LE(BigInt(parent), 16);
@@ -178,7 +188,7 @@ function validity(seconds: number): [bigint, number] {
 }
 
 export function entryOut(nodeid: number, generation: number, entryValid: number, attrValid: number, a: Attr): Buffer {
-  const b = Buffer.alloc(ENTRY_OUT_SIZE);
+  const b = zeroed(ENTRY_OUT_SIZE);
   const [es, en] = validity(entryValid);
   const [as, an] = validity(attrValid);
   b.writeBigUInt64LE(BigInt(nodeid), 0);
@@ -193,7 +203,7 @@ export function entryOut(nodeid: number, generation: number, entryValid: number,
 
 /** A negative entry: nodeid 0 tells the kernel to cache "absent" for entryValid. */
 export function negativeEntryOut(entryValid: number): Buffer {
-  const b = Buffer.alloc(ENTRY_OUT_SIZE);
+  const b = zeroed(ENTRY_OUT_SIZE);
   const [es, en] = validity(entryValid);
   b.writeBigUInt64LE(es, 16);
   b.writeUInt32LE(en, 32);
@@ -201,7 +211,7 @@ export function negativeEntryOut(entryValid: number): Buffer {
 }
 
 export function attrOut(attrValid: number, a: Attr): Buffer {
-  const b = Buffer.alloc(ATTR_OUT_SIZE);
+  const b = zeroed(ATTR_OUT_SIZE);
   const [as, an] = validity(attrValid);
   b.writeBigUInt64LE(as, 0);
   b.writeUInt32LE(an, 8);
@@ -210,7 +220,7 @@ export function attrOut(attrValid: number, a: Attr): Buffer {
 }
 
 export function openOut(fh: number, openFlags: number): Buffer {
-  const b = Buffer.alloc(OPEN_OUT_SIZE);
+  const b = zeroed(OPEN_OUT_SIZE);
   b.writeBigUInt64LE(BigInt(fh), 0);
   b.writeUInt32LE(openFlags, 8);
   return b;
@@ -227,7 +237,7 @@ export interface KStatfs {
 }
 
 export function statfsOut(s: KStatfs): Buffer {
-  const b = Buffer.alloc(STATFS_OUT_SIZE);
+  const b = zeroed(STATFS_OUT_SIZE);
   b.writeBigUInt64LE(BigInt(s.blocks), 0);
   b.writeBigUInt64LE(BigInt(s.bfree), 8);
   b.writeBigUInt64LE(BigInt(s.bavail), 16);
@@ -295,7 +305,7 @@ export function cstrings(b: Buffer, count: number, from = 0): string[] {
 }
 
 export function outHeader(unique: bigint, error: number, payloadLen: number): Buffer {
-  const h = Buffer.alloc(OUT_HEADER_SIZE);
+  const h = zeroed(OUT_HEADER_SIZE);
   h.writeUInt32LE(OUT_HEADER_SIZE + payloadLen, 0);
   h.writeInt32LE(error, 4);
   h.writeBigUInt64LE(unique, 8);

@@ -11,7 +11,7 @@
 //   3. the end of the mount is the end of the FUSE connection: read(2) on
 //      /dev/fuse fails with ENODEV once the kernel drops it.
 import { spawn } from 'child_process';
-import { closeSync, openSync, readFileSync, watch, writeFileSync, type FSWatcher } from 'fs';
+import { closeSync, constants, openSync, readFileSync, watch, writeFileSync, type FSWatcher } from 'fs';
 import * as path from 'path';
 import { Overlay } from '../core/overlay';
 import { FuseSession } from '../fuse/session';
@@ -128,7 +128,8 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
   );
   log.info(`inode numbers: ${ov.samefs ? 'all layers on one filesystem, real st_ino passed through' : 'layers on several filesystems, st_ino = layer-filesystem index << 48 | real st_ino'}`);
 
-  const fd = openSync('/dev/fuse', 'r+');
+  // Non-blocking: the session reads on the main thread when poll says readable.
+  const fd = openSync('/dev/fuse', constants.O_RDWR | constants.O_NONBLOCK);
   const { flags, data } = fuseMountArgs(o, fd, ov.readOnly);
   const source = (o.fsname ?? 'layerfs').replace(/[\s]/g, '_');
   log.info(`mount(2): type fuse.${FUSE_SUBTYPE}, data ${data}, flags 0x${flags.toString(16)}`);
