@@ -235,7 +235,7 @@ export function buildIndex(dir: string, layerRoot: string, progress?: (p: BuildP
 }
 
 export type OpenResult =
-  | { index: LowerIndex; grew: string[] }
+  | { index: LowerIndex; grew: string[]; unindexed: string[] }
   | { index: undefined; why: string };
 
 /**
@@ -253,7 +253,8 @@ export function openIndex(dir: string, layerRoot: string): OpenResult {
   }
   let db: Database.Database;
   try {
-    db = new Database(file, { fileMustExist: true });
+    // A short busy timeout: only growth writes wait, and they have a fallback.
+    db = new Database(file, { fileMustExist: true, timeout: 200 });
   } catch {
     return { index: undefined, why: 'not indexed' };
   }
@@ -262,7 +263,9 @@ export function openIndex(dir: string, layerRoot: string): OpenResult {
     db.close();
     return { index: undefined, why: 'index is of another layer or format: rebuild it' };
   }
+  const index = new LowerIndex(db, id.real);
   let grew: string[] = [];
+  let unindexed: string[] = [];
   if (meta.get('mtime') !== String(id.mtimeNs) || meta.get('ctime') !== String(id.ctimeNs)) {
     const indexed = new Set((db.prepare('SELECT name FROM entries WHERE parent = 1').pluck().all() as string[]));
     const now = new Set(readdirSync(id.real));
@@ -272,14 +275,40 @@ export function openIndex(dir: string, layerRoot: string): OpenResult {
       return { index: undefined, why: `the layer changed (${gone.length} indexed name(s) gone from its root, e.g. '${gone[0]}'): rebuild with 'layerfs index build'` };
     }
     grew = [...now].filter((n) => !indexed.has(n));
-    // Growth: index the new names (a few store paths, normally).
-    const index = new LowerIndex(db, id.real);
-    index.addRootNames(grew);
-    db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(id.mtimeNs), 'mtime');
-    db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(id.ctimeNs), 'ctime');
-    return { index, grew };
+    // Growth: index the new names (a few store paths, normally), unless a
+    // running mount holds the file's shared lock (readOnlyFromNowOn); then
+    // they are served from the layer itself, and a later mount indexes them.
+    try {
+      db.transaction(() => {
+        index.addRootNames(grew);
+        db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(id.mtimeNs), 'mtime');
+        db.prepare('UPDATE meta SET value = ? WHERE key = ?').run(String(id.ctimeNs), 'ctime');
+      })();
+    } catch (err) {
+      if (!(typeof err === 'object' && err !== null && 'code' in err && String(err.code).startsWith('SQLITE_BUSY'))) throw err;
+      unindexed = grew;
+      grew = [];
+    }
   }
-  return { index: new LowerIndex(db, id.real), grew };
+  index.readOnlyFromNowOn();
+  return { index, grew, unindexed };
+}
+
+/** Columns read for an entry, in this order (rows are read as arrays: no object per row). */
+const ROW_COLUMNS = 'id, dev, ino, mode, nlink, uid, gid, rdev, size, blocks, atime, mtime, ctime, target, xattrs';
+
+/** An entry row as read with ROW_COLUMNS (integers as BigInt). */
+function toRow(r: unknown[]): Row {
+  const n = (i: number) => Number(r[i] as bigint);
+  return {
+    id: n(0),
+    stat: {
+      dev: r[1] as bigint, ino: r[2] as bigint, mode: n(3), nlink: n(4), uid: n(5), gid: n(6), rdev: n(7), size: n(8), blocks: n(9), blksize: 4096,
+      atimeNs: r[10] as bigint, mtimeNs: r[11] as bigint, ctimeNs: r[12] as bigint,
+    },
+    target: r[13] as string | null,
+    xattrs: r[14] as Buffer | null,
+  };
 }
 
 /** Read access to one layer's index (and growth of its root). */
@@ -289,44 +318,54 @@ export class LowerIndex {
   private readonly rootRow: Database.Statement;
   /** Directory layer path -> row id; directories only, bounded. */
   private readonly dirIds = new Map<string, number>([['', 1]]);
+  /**
+   * The last path looked up and its row: resolving a directory asks for its
+   * stat, then its xattrs, one query instead of two. Rows never change while
+   * the index is open (growth is indexed at open).
+   */
+  private lastPath: string | undefined;
+  private lastRow: Row | undefined;
   queries = 0;
 
   constructor(
     private readonly db: Database.Database,
     readonly root: string,
   ) {
-    this.byName = db.prepare('SELECT * FROM entries WHERE parent = ? AND name = ?').safeIntegers(true);
-    this.children = db.prepare('SELECT name, mode FROM entries WHERE parent = ?');
-    this.rootRow = db.prepare('SELECT * FROM entries WHERE id = 1').safeIntegers(true);
+    this.byName = db.prepare(`SELECT ${ROW_COLUMNS} FROM entries WHERE parent = ? AND name = ?`).safeIntegers(true).raw(true);
+    this.children = db.prepare('SELECT name, mode FROM entries WHERE parent = ?').raw(true);
+    this.rootRow = db.prepare(`SELECT ${ROW_COLUMNS} FROM entries WHERE id = 1`).safeIntegers(true).raw(true);
   }
 
   get entries(): number {
     return Number(this.db.prepare('SELECT count(*) FROM entries').pluck().get());
   }
 
-  /** The entry at layer path p, or undefined when absent (or under a non-directory). */
-  lookup(p: string): Row | undefined {
-    this.queries++;
-    if (p === '') return this.toRow(this.rootRow.get() as Record<string, unknown>);
-    const i = p.lastIndexOf('/');
-    const parent = this.dirId(i < 0 ? '' : p.slice(0, i));
-    if (parent === undefined) return undefined;
-    const r = this.byName.get(BigInt(parent), p.slice(i + 1)) as Record<string, unknown> | undefined;
-    return r === undefined ? undefined : this.toRow(r);
+  /**
+   * From now on this connection only reads: keep SQLite's shared lock instead
+   * of taking and dropping it (two fcntl calls and a header read) for every
+   * query, about half a lookup's cost. Other readers are not affected; a
+   * writer to this file (another mount indexing growth) gets SQLITE_BUSY and
+   * serves its new names from the layer instead.
+   */
+  readOnlyFromNowOn(): void {
+    this.db.pragma('locking_mode = EXCLUSIVE');
   }
 
-  private toRow(r: Record<string, unknown>): Row {
-    const num = (k: string) => Number(r[k] as bigint);
-    return {
-      id: num('id'),
-      stat: {
-        dev: r.dev as bigint, ino: r.ino as bigint, mode: num('mode'), nlink: num('nlink'), uid: num('uid'), gid: num('gid'),
-        rdev: num('rdev'), size: num('size'), blocks: num('blocks'), blksize: 4096,
-        atimeNs: r.atime as bigint, mtimeNs: r.mtime as bigint, ctimeNs: r.ctime as bigint,
-      },
-      target: r.target as string | null,
-      xattrs: r.xattrs as Buffer | null,
-    };
+  /** The entry at layer path p, or undefined when absent (or under a non-directory). */
+  lookup(p: string): Row | undefined {
+    if (p === this.lastPath) return this.lastRow;
+    this.queries++;
+    let row: Row | undefined;
+    if (p === '') row = toRow(this.rootRow.get() as unknown[]);
+    else {
+      const i = p.lastIndexOf('/');
+      const parent = this.dirId(i < 0 ? '' : p.slice(0, i));
+      const r = parent === undefined ? undefined : (this.byName.get(BigInt(parent), p.slice(i + 1)) as unknown[] | undefined);
+      row = r === undefined ? undefined : toRow(r);
+    }
+    this.lastPath = p;
+    this.lastRow = row;
+    return row;
   }
 
   private dirId(p: string): number | undefined {
@@ -344,7 +383,7 @@ export class LowerIndex {
     const id = this.dirId(p);
     if (id === undefined) return undefined;
     this.queries++;
-    return (this.children.all(id) as Array<{ name: string; mode: number }>).map((e) => ({ name: e.name, type: e.mode & S_IFMT }));
+    return (this.children.all(id) as Array<[string, number]>).map(([name, mode]) => ({ name, type: mode & S_IFMT }));
   }
 
   /** Indexes names that appeared in the layer's root (and everything under them). */

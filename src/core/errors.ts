@@ -21,7 +21,13 @@ export class FsError extends Error {
 
   constructor(code: string, syscall: string, path?: string, detail?: string) {
     const errno = errnoByCode[code] ?? errnoByCode.EIO;
+    // No stack: an FsError is an answer (ENOENT for a name in no layer), not
+    // a bug, and capturing the stack was the largest cost of a negative
+    // lookup in daemon profiles.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(`${code}: ${detail ?? code}, ${syscall}${path !== undefined ? ` '${path}'` : ''}`);
+    Error.stackTraceLimit = limit;
     this.name = 'FsError';
     this.errno = errno;
     this.code = code;

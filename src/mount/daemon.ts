@@ -87,8 +87,12 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     const dir = c.indexDir ?? defaultIndexDir();
     const r = openIndex(dir, l);
     if (r.index !== undefined) {
-      log.info(`lower${i + 1}: served from its index (${r.index.entries} entries)${r.grew.length ? `; ${r.grew.length} new name(s) in its root indexed` : ''}`);
+      log.info(
+        `lower${i + 1}: served from its index (${r.index.entries} entries)${r.grew.length ? `; ${r.grew.length} new name(s) in its root indexed` : ''}` +
+          (r.unindexed.length ? `; ${r.unindexed.length} new name(s) in its root served from the layer (the index is in use by another mount)` : ''),
+      );
       const layer = new IndexedLayer(host, r.index);
+      for (const name of r.unindexed) layer.rootChanged(name);
       layers.push(layer);
       indexed.push(layer);
       return;

@@ -93,6 +93,35 @@ describe('lower index', () => {
     if (r3.index === undefined) expect(r3.why).toMatch(/changed.*aaa-pkg.*rebuild/);
   });
 
+  test('an index in use by a running mount: another mount serves new root names from the layer', async () => {
+    const lower = path.join(base, 'shared');
+    fs.mkdirSync(path.join(lower, 'aaa-pkg'), { recursive: true });
+    const idx = path.join(base, 'idx-shared');
+    buildIndex(idx, lower);
+    const first = openIndex(idx, lower);
+    if (first.index === undefined) throw new Error(first.why);
+    expect(first.index.lookup('aaa-pkg')).toBeDefined(); // holds the shared lock from here on
+    fs.mkdirSync(path.join(lower, 'bbb-new'));
+    fs.writeFileSync(path.join(lower, 'bbb-new/f'), 'ff');
+    const second = openIndex(idx, lower);
+    if (second.index === undefined) throw new Error(second.why);
+    expect(second.grew).toEqual([]);
+    expect(second.unindexed).toEqual(['bbb-new']);
+    const host = new HostLayer(lower);
+    const layer = new IndexedLayer(host, second.index);
+    for (const n of second.unindexed) layer.rootChanged(n);
+    const ov = await Overlay.open({ layers: [layer], layerNames: ['l1'] });
+    expect((await ov.getattr('/bbb-new/f')).size).toBe(2);
+    expect((await ov.readdir('/')).map((e) => e.name).sort()).toEqual(['aaa-pkg', 'bbb-new']);
+    first.index.close();
+    second.index.close();
+    // With no other mount, the next one indexes the growth.
+    const third = openIndex(idx, lower);
+    if (third.index === undefined) throw new Error(third.why);
+    expect(third.grew).toEqual(['bbb-new']);
+    third.index.close();
+  });
+
   test('an index is keyed by the layer: another directory does not use it', async () => {
     const a = path.join(base, 'a');
     const b = path.join(base, 'b');
