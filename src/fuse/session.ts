@@ -9,7 +9,8 @@
 // settle, in any order: the kernel matches replies by `unique`. Layer I/O
 // still runs on the threadpool, so a stalled layer delays only the requests
 // that touch it.
-import { readSync, write, writevSync } from 'fs';
+import { write, writevSync } from 'fs';
+import { constants } from 'os';
 import { native, type PollHandle } from '../native';
 import { hasCode, isUnexpected, toErrno } from '../core/errors';
 import type { Caller, Overlay, SetAttr } from '../core/overlay';
@@ -33,6 +34,8 @@ export interface SessionOptions {
    * Off for layers that change underneath the mount.
    */
   kernelCache: boolean;
+  /** Microseconds to keep polling /dev/fuse after answering everything (0: sleep at once). */
+  spinUsec?: number;
   onUnexpected(op: string, path: string, err: unknown): void;
 }
 
@@ -40,6 +43,7 @@ export interface SessionOptions {
 const MAX_WRITE = 1 << 20;
 const READ_BUFFER = MAX_WRITE + 4096;
 const UNKNOWN_INO = 0xffffffffn;
+const { EAGAIN, ENOENT, EINTR, ENODEV } = constants.errno;
 
 interface DirHandle {
   path: MergedPath;
@@ -58,6 +62,9 @@ export class FuseSession {
   private nextDir = 1;
   private closed = false;
   private poll: PollHandle | undefined;
+  /** Requests read and not yet answered. */
+  private inflight = 0;
+  private spinning = false;
   /** One read buffer: each request is copied out of it before the next read. */
   private readonly buf = Buffer.allocUnsafe(READ_BUFFER);
   /** Where READDIR replies are built; synchronous use only (copied out before any await). */
@@ -130,11 +137,9 @@ export class FuseSession {
    * Called on the main thread when /dev/fuse is readable: reads one request
    * and dispatches it. One read per callback, not a loop until EAGAIN: poll
    * is level-triggered, so a queued request brings the next callback at once
-   * (one epoll_wait without sleeping), while a read that fails with EAGAIN
-   * costs a thrown error with a stack trace, the largest user-space cost per
-   * request in profiles. Answers that need no layer I/O (cache hits) are
-   * written before the next loop turn, with no thread hop on either side;
-   * requests that wait on layer I/O run concurrently.
+   * (one epoll_wait without sleeping). Answers that need no layer I/O (cache
+   * hits) are written before the next loop turn, with no thread hop on
+   * either side; requests that wait on layer I/O run concurrently.
    */
   private readable(status: number): void {
     if (this.closed) return;
@@ -142,14 +147,32 @@ export class FuseSession {
       this.end(`poll /dev/fuse: libuv error ${status}`);
       return;
     }
-    let n: number;
-    try {
-      n = readSync(this.fd, this.buf, 0, this.buf.length, null);
-    } catch (err) {
-      // EAGAIN: another reader got there first (spurious wakeup).
+    this.take(native().readSpin(this.fd, this.buf, 0));
+  }
+
+  /**
+   * After a turn in which every request was answered, polls /dev/fuse for up
+   * to spinUsec before going back to sleep in epoll: a synchronous client
+   * (find, ls -l, stat) sends its next request a few microseconds after our
+   * reply, and catching it awake spares a sleep and a wake-up on both sides,
+   * the largest cost of a round trip on virtual machines. Skipped while any
+   * request waits on layer I/O (the loop must stay free to complete it).
+   * Runs from setImmediate, i.e. after the promise jobs that send replies.
+   */
+  private spin = (): void => {
+    this.spinning = false;
+    if (this.closed || this.inflight > 0) return;
+    this.take(native().readSpin(this.fd, this.buf, this.opts.spinUsec ?? 0));
+  };
+
+  /** Handles the result of one read of /dev/fuse: bytes, or -errno. */
+  private take(n: number): void {
+    if (n < 0) {
+      const code = -n;
+      // EAGAIN: nothing queued (a spurious wakeup, or the spin ran out).
       // ENOENT: the request was interrupted before we read it.
-      if (hasCode(err, 'EAGAIN', 'ENOENT', 'EINTR')) return;
-      this.end(hasCode(err, 'ENODEV') ? 'unmounted' : `read /dev/fuse: ${(err as Error).message}`);
+      if (code === EAGAIN || code === ENOENT || code === EINTR) return;
+      this.end(code === ENODEV ? 'unmounted' : `read /dev/fuse: errno ${code}`);
       return;
     }
     if (n === 0) {
@@ -161,7 +184,14 @@ export class FuseSession {
     this.requests++;
     const name = P.OP_NAMES[req.opcode] ?? String(req.opcode);
     this.byOp[name] = (this.byOp[name] ?? 0) + 1;
-    void this.dispatch(req);
+    this.inflight++;
+    void this.dispatch(req).finally(() => {
+      this.inflight--;
+      if (this.inflight === 0 && !this.spinning && (this.opts.spinUsec ?? 0) > 0) {
+        this.spinning = true;
+        setImmediate(this.spin);
+      }
+    });
   }
 
   private end(why: string): void {

@@ -150,6 +150,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     attrTimeout: c.attrTimeout,
     negativeTimeout: c.negativeTimeout,
     kernelCache: c.enabled,
+    spinUsec: o.spinUsec,
     onUnexpected: (op, p, err) => log.error(`internal error in ${op} '${p}': ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
   });
   session.start();

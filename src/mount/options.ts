@@ -37,7 +37,15 @@ export interface MountOptions {
    * `nocache` turns all of it off, for lower layers that change underneath.
    */
   cache: CacheOptions;
+  /**
+   * Microseconds the daemon keeps polling /dev/fuse after it has answered
+   * everything, before sleeping (spin=; 0 sleeps at once). See FuseSession.
+   */
+  spinUsec: number;
 }
+
+/** Default spin=: long enough to catch the next request of find or ls -l on the bench machine. */
+export const DEFAULT_SPIN_USEC = 200;
 
 export interface CacheOptions {
   enabled: boolean;
@@ -122,6 +130,7 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
     volatile: false,
     mountFlags: [],
     ignored: [],
+    spinUsec: DEFAULT_SPIN_USEC,
     cache: {
       enabled: true,
       entryTimeout: DEFAULT_TIMEOUT,
@@ -226,6 +235,10 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
           break;
         case 'cache_mb':
           o.cache.maxBytes = count(key, need()) * 1024 * 1024;
+          break;
+        case 'spin':
+          o.spinUsec = count(key, need());
+          if (o.spinUsec > 100_000) throw new UsageError(`option 'spin' is in microseconds, at most 100000, not '${o.spinUsec}'`);
           break;
         default:
           if (KERNEL_FLAGS.has(raw)) {

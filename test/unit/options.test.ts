@@ -31,9 +31,17 @@ describe('mount option parsing', () => {
     [['lowerdir='], /needs a value/],
     [['lowerdir=/a::'], /data-only/],
     [['lowerdir=/a:'], /empty path/],
+    [['lowerdir=/l,spin=-1'], /'spin' needs a whole number/],
+    [['lowerdir=/l,spin=1000000'], /'spin' is in microseconds, at most 100000/],
   ])('%j is refused', (opts, msg) => {
     expect(() => parseMountOptions(opts)).toThrow(UsageError);
     expect(() => parseMountOptions(opts)).toThrow(msg);
+  });
+
+  test('spin= sets how long the daemon polls before sleeping; 0 turns it off', () => {
+    expect(parseMountOptions(['lowerdir=/l']).spinUsec).toBe(200);
+    expect(parseMountOptions(['lowerdir=/l,spin=0']).spinUsec).toBe(0);
+    expect(parseMountOptions(['lowerdir=/l,spin=500']).spinUsec).toBe(500);
   });
 
   test('the source becomes fsname unless fsname= is given', () => {
