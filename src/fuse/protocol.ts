@@ -75,6 +75,7 @@ export const FUSE_ASYNC_READ = 1 << 0;
 export const FUSE_ATOMIC_O_TRUNC = 1 << 3;
 export const FUSE_BIG_WRITES = 1 << 5;
 export const FUSE_PARALLEL_DIROPS = 1 << 18;
+export const FUSE_POSIX_ACL = 1 << 20;
 export const FUSE_MAX_PAGES = 1 << 22;
 
 // setattr valid bits

@@ -34,6 +34,8 @@ export interface SessionOptions {
    * Off for layers that change underneath the mount.
    */
   kernelCache: boolean;
+  /** Let the kernel enforce and cache POSIX ACLs (FUSE_POSIX_ACL). */
+  posixAcl?: boolean;
   /** Microseconds to keep polling /dev/fuse after answering everything (0: sleep at once). */
   spinUsec?: number;
   onUnexpected(op: string, path: string, err: unknown): void;
@@ -485,7 +487,12 @@ export class FuseSession {
     const maxReadahead = a.readUInt32LE(8);
     const kflags = a.readUInt32LE(12);
     if (major !== P.FUSE_KERNEL_VERSION) throw Object.assign(new Error(`FUSE protocol ${major}`), { code: 'EPROTO' });
-    const want = P.FUSE_ASYNC_READ | P.FUSE_ATOMIC_O_TRUNC | P.FUSE_BIG_WRITES | P.FUSE_PARALLEL_DIROPS | P.FUSE_MAX_PAGES;
+    // FUSE_POSIX_ACL: the kernel reads the layers' POSIX ACLs through
+    // GETXATTR, honours them in its permission checks (as kernel overlayfs
+    // does; without it an ACL granting access is ignored), and caches them
+    // per inode, so ls -l asks once per file instead of on every call.
+    const want =
+      P.FUSE_ASYNC_READ | P.FUSE_ATOMIC_O_TRUNC | P.FUSE_BIG_WRITES | P.FUSE_PARALLEL_DIROPS | P.FUSE_MAX_PAGES | (this.opts.posixAcl ? P.FUSE_POSIX_ACL : 0);
     const out = Buffer.alloc(P.INIT_OUT_SIZE);
     out.writeUInt32LE(P.FUSE_KERNEL_VERSION, 0);
     out.writeUInt32LE(P.FUSE_KERNEL_MINOR_VERSION, 4);

@@ -151,6 +151,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     negativeTimeout: c.negativeTimeout,
     kernelCache: c.enabled,
     spinUsec: o.spinUsec,
+    posixAcl: o.posixAcl,
     onUnexpected: (op, p, err) => log.error(`internal error in ${op} '${p}': ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
   });
   session.start();

@@ -42,6 +42,8 @@ export interface MountOptions {
    * everything, before sleeping (spin=; 0 sleeps at once). See FuseSession.
    */
   spinUsec: number;
+  /** The kernel enforces and caches the layers' POSIX ACLs (on; `noacl` turns it off, as in fuse-overlayfs). */
+  posixAcl: boolean;
 }
 
 /** Default spin=: long enough to catch the next request of find or ls -l on the bench machine. */
@@ -131,6 +133,7 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
     mountFlags: [],
     ignored: [],
     spinUsec: DEFAULT_SPIN_USEC,
+    posixAcl: true,
     cache: {
       enabled: true,
       entryTimeout: DEFAULT_TIMEOUT,
@@ -205,6 +208,9 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
           break;
         case 'volatile':
           o.volatile = true;
+          break;
+        case 'noacl':
+          o.posixAcl = false;
           break;
         case 'nocache':
           o.cache = { ...o.cache, enabled: false, entryTimeout: 0, attrTimeout: 0, negativeTimeout: 0 };

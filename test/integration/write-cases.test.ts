@@ -89,6 +89,36 @@ describeIfKernelOverlay('write path, named cases: kernel overlayfs vs layerfs', 
     expect(layerfs).toBe('original\nwritten\na 2\nb 1\nstatus=0');
   });
 
+  test('POSIX ACLs of lower files are enforced, shown and updated by chmod, as in the kernel', async () => {
+    // system.posix_acl_access: version 2, then (tag, perm, id) entries sorted by tag.
+    const acl = (entries: [number, number, number][]) => {
+      const b = Buffer.alloc(4 + 8 * entries.length);
+      b.writeUInt32LE(2, 0);
+      entries.forEach(([tag, perm, id], i) => {
+        b.writeUInt16LE(tag, 4 + 8 * i);
+        b.writeUInt16LE(perm, 6 + 8 * i);
+        b.writeUInt32LE(id, 8 + 8 * i);
+      });
+      return b;
+    };
+    const NOBODY = 65534;
+    const { layerfs } = await compare(
+      (lower) => {
+        for (const n of ['f', 'g']) {
+          fs.writeFileSync(path.join(lower, n), `${n} secret\n`);
+          fs.chmodSync(path.join(lower, n), 0o640);
+        }
+        // f: owner rw, user nobody r, group none, mask r, other none.
+        native().lsetxattr(path.join(lower, 'f'), 'system.posix_acl_access', acl([[0x01, 6, 0xffffffff], [0x02, 4, NOBODY], [0x04, 0, 0xffffffff], [0x10, 4, 0xffffffff], [0x20, 0, 0xffffffff]]), 0);
+      },
+      `as_nobody() { setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups "$@" 2>&1 | sed 's/.*: //'; }
+       as_nobody cat f; as_nobody cat g; ls -l f g | cut -c1-11
+       chmod 600 f; as_nobody cat f; ls -l f | cut -c1-11`,
+      'ls -l f g | cut -c1-11',
+    );
+    expect(layerfs).toBe('f secret\nPermission denied\n-rw-r-----+\n-rw-r----- \nPermission denied\n-rw-------+\nstatus=0');
+  });
+
   test('rm -rf X; mkdir X; mv X Y: the old lower X never comes back', async () => {
     const { layerfs } = await compare(
       (lower) => {

@@ -44,6 +44,11 @@ describe('mount option parsing', () => {
     expect(parseMountOptions(['lowerdir=/l,spin=500']).spinUsec).toBe(500);
   });
 
+  test('POSIX ACLs are enforced by the kernel unless noacl is given', () => {
+    expect(parseMountOptions(['lowerdir=/l']).posixAcl).toBe(true);
+    expect(parseMountOptions(['lowerdir=/l,noacl']).posixAcl).toBe(false);
+  });
+
   test('the source becomes fsname unless fsname= is given', () => {
     expect(parseMountOptions(['lowerdir=/l'], 'mystore').fsname).toBe('mystore');
     expect(parseMountOptions(['lowerdir=/l,fsname=x'], 'mystore').fsname).toBe('x');
