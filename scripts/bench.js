@@ -3,8 +3,14 @@
 //
 // Times kernel overlayfs, fuse-overlayfs and layerfs on one generated,
 // reproducible Nix-like store, in the same run, alternating between them.
-// Each workload runs cold (page cache dropped, fresh mount and upper) and then
-// hot (the same workload again on that mount). Prints medians, the ratios
+// Each workload runs cold (page cache dropped, fresh mount and upper), then
+// hot (the same workload again on that mount) and hot2 (a third time). hot2
+// is the steady state: on any FUSE filesystem the first repeat of a walk
+// still asks for each directory's attributes once, because the kernel drops
+// a FUSE directory's cached atime whenever it reads the directory from the
+// daemon (fuse_invalidate_atime) and find fstat()s every directory.
+// layerfs mounts with its lower index (built once, timed, before the runs;
+// --no-index mounts without). Prints medians, the ratios
 // layerfs/fuse-overlayfs and layerfs/kernel, layerfs's peak RSS and the
 // system calls it made on lower layers during each workload.
 // Needs root (mount -t overlay, drop_caches). Never part of `npm test`.
@@ -22,7 +28,7 @@ function die(msg) {
 }
 
 function parseArgs(argv) {
-  const o = { paths: 4000, runs: 3, dir: '/tmp/layerfs-bench', only: null, impl: ['kernel', 'fuse-overlayfs', 'layerfs'], bigMiB: 1024, keep: false };
+  const o = { paths: 4000, runs: 3, dir: '/tmp/layerfs-bench', only: null, impl: ['kernel', 'fuse-overlayfs', 'layerfs'], bigMiB: 1024, keep: false, index: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -39,8 +45,9 @@ function parseArgs(argv) {
     else if (a === '--only') o.only = val().split(',');
     else if (a === '--impl') o.impl = val().split(',');
     else if (a === '--big-mib') o.bigMiB = num(val());
+    else if (a === '--no-index') o.index = false;
     else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench -- [--paths N] [--runs R] [--only W1,W2] [--impl kernel,fuse-overlayfs,layerfs] [--big-mib M] [--dir D]\n');
+      process.stdout.write('usage: npm run bench -- [--paths N] [--runs R] [--only W1,W2] [--impl kernel,fuse-overlayfs,layerfs] [--big-mib M] [--dir D] [--no-index]\n');
       process.exit(0);
     } else die(`unknown argument '${a}' (see --help)`);
   }
@@ -137,7 +144,7 @@ function dropCaches() {
 }
 
 class Mount {
-  constructor(impl, base, lower) {
+  constructor(impl, base, lower, indexDir) {
     this.impl = impl;
     this.dir = fs.mkdtempSync(path.join(base, `${impl}-`));
     for (const d of ['upper', 'work', 'mnt']) fs.mkdirSync(path.join(this.dir, d));
@@ -148,7 +155,8 @@ class Mount {
     else if (impl === 'fuse-overlayfs') sh('fuse-overlayfs', ['-o', opts, this.mnt]);
     else {
       const pidfile = path.join(this.dir, 'pid');
-      sh('node', [CLI, 'mount', '-o', opts, '--pidfile', pidfile, '--log', path.join(this.dir, 'log'), this.mnt], {
+      const lfOpts = indexDir === undefined ? opts : `${opts},lowerindex=on,index_dir=${indexDir}`;
+      sh('node', [CLI, 'mount', '-o', lfOpts, '--pidfile', pidfile, '--log', path.join(this.dir, 'log'), this.mnt], {
         env: { ...process.env, LAYERFS_STATS_FILE: this.statsFile },
       });
       this.pid = Number(fs.readFileSync(pidfile, 'utf8'));
@@ -208,6 +216,8 @@ function timedNode(code, arg) {
   return Number(r.stdout);
 }
 
+const PASSES = ['cold', 'hot', 'hot2'];
+
 function workloads(m) {
   const lowerFiles = m.files;
   return {
@@ -225,7 +235,7 @@ function workloads(m) {
     'copyup-400': (mnt, pass) =>
       timedNode(`for(const f of a.files){const fd=fs.openSync(a.mnt+'/'+f,'a');fs.writeSync(fd,'x');fs.closeSync(fd)}`, {
         mnt,
-        files: lowerFiles.filter((_, i) => i % 2 === (pass === 'hot' ? 1 : 0)).slice(0, 400),
+        files: lowerFiles.filter((_, i) => i % 3 === PASSES.indexOf(pass)).slice(0, 400),
       }),
     'read-1g': (mnt) => timed(`dd if=${mnt}/${m.bigFile} of=/dev/null bs=1M 2>/dev/null`),
   };
@@ -268,6 +278,15 @@ function main() {
   const manifest = generateStore(o, lower);
   const runBase = fs.mkdtempSync(path.join(o.dir, 'run-'));
   const all = workloads(manifest);
+  let indexDir;
+  if (o.index && o.impl.includes('layerfs')) {
+    indexDir = path.join(o.dir, `index-${o.paths}`);
+    fs.rmSync(indexDir, { recursive: true, force: true });
+    const t0 = process.hrtime.bigint();
+    sh('node', [CLI, 'index', 'build', '--quiet', '--index-dir', indexDir, lower]);
+    manifest.indexSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    process.stderr.write(`bench: lower index built in ${manifest.indexSeconds.toFixed(1)} s\n`);
+  }
   const names = o.only ?? Object.keys(all);
   for (const n of names) if (!(n in all)) die(`unknown workload '${n}' (${Object.keys(all).join(', ')})`);
   // results[workload][mode][impl] = seconds[]; calls[workload][mode] = [{total,lstat}]
@@ -289,23 +308,21 @@ function main() {
         const order = o.impl.map((_, i) => o.impl[(i + run) % o.impl.length]);
         for (const impl of order) {
           dropCaches();
-          const m = new Mount(impl, runBase, lower);
+          const m = new Mount(impl, runBase, lower, impl === 'layerfs' ? indexDir : undefined);
           mounts.push(m);
           try {
-            const s0 = m.stats();
-            const cold = all[w](m.mnt, 'cold');
-            const s1 = m.stats();
-            const hot = all[w](m.mnt, 'hot');
-            const s2 = m.stats();
-            ((results[w] ??= {}).cold ??= {})[impl] ??= [];
-            results[w].cold[impl].push(cold);
-            ((results[w].hot ??= {})[impl] ??= []).push(hot);
-            if (impl === 'layerfs') {
-              ((calls[w] ??= {}).cold ??= []).push(lowerCalls(s0, s1));
-              (calls[w].hot ??= []).push(lowerCalls(s1, s2));
-              peakRss = Math.max(peakRss, s2?.peakRss ?? 0);
+            const times = [];
+            let before = m.stats();
+            for (const pass of PASSES) {
+              const t = all[w](m.mnt, pass);
+              const after = m.stats();
+              times.push(t);
+              (((results[w] ??= {})[pass] ??= {})[impl] ??= []).push(t);
+              if (impl === 'layerfs') ((calls[w] ??= {})[pass] ??= []).push(lowerCalls(before, after));
+              before = after;
             }
-            process.stderr.write(`  run ${run + 1}/${o.runs} ${w.padEnd(14)} ${impl.padEnd(15)} cold ${cold.toFixed(3)} s  hot ${hot.toFixed(3)} s\n`);
+            if (impl === 'layerfs') peakRss = Math.max(peakRss, before?.peakRss ?? 0);
+            process.stderr.write(`  run ${run + 1}/${o.runs} ${w.padEnd(14)} ${impl.padEnd(15)} ${PASSES.map((p, i) => `${p} ${times[i].toFixed(3)} s`).join('  ')}\n`);
           } finally {
             mounts.splice(mounts.indexOf(m), 1);
             m.unmount();
@@ -325,7 +342,7 @@ function report(o, manifest, names, results, calls, peakRss) {
   const rows = [];
   const json = [];
   for (const w of names) {
-    for (const mode of ['cold', 'hot']) {
+    for (const mode of PASSES) {
       const med = Object.fromEntries(o.impl.map((i) => [i, median(results[w][mode][i])]));
       const c = calls[w]?.[mode]?.filter((x) => x !== undefined) ?? [];
       const lc = c.length ? median(c.map((x) => x.total)) : NaN;
@@ -337,12 +354,12 @@ function report(o, manifest, names, results, calls, peakRss) {
   }
   const width = cols.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i].length)));
   const line = (r) => r.map((x, i) => (i < 2 ? x.padEnd(width[i]) : x.padStart(width[i]))).join('  ');
-  process.stdout.write(`\nlayerfs bench: ${o.paths} store paths, ${manifest.inodes} inodes, ${o.runs} runs, medians (wall seconds)\n`);
+  process.stdout.write(`\nlayerfs bench: ${o.paths} store paths, ${manifest.inodes} inodes, ${o.runs} runs, medians (wall seconds); layerfs ${manifest.indexSeconds !== undefined ? `with its lower index (built in ${manifest.indexSeconds.toFixed(1)} s)` : 'without a lower index'}\n`);
   process.stdout.write(line(cols) + '\n' + width.map((n) => '-'.repeat(n)).join('  ') + '\n');
   for (const r of rows) process.stdout.write(line(r) + '\n');
   process.stdout.write(`layerfs daemon peak RSS: ${(peakRss / 1048576).toFixed(1)} MiB\n`);
   const out = path.join(o.dir, `results-${o.paths}.json`);
-  fs.writeFileSync(out, JSON.stringify({ paths: o.paths, inodes: manifest.inodes, runs: o.runs, peakRss, results: json }, null, 1));
+  fs.writeFileSync(out, JSON.stringify({ paths: o.paths, inodes: manifest.inodes, runs: o.runs, index: manifest.indexSeconds !== undefined, indexSeconds: manifest.indexSeconds, peakRss, results: json }, null, 1));
   process.stdout.write(`(all runs: ${out})\n`);
 }
 
