@@ -11,16 +11,18 @@
 //   3. the end of the mount is the end of the FUSE connection: read(2) on
 //      /dev/fuse fails with ENODEV once the kernel drops it.
 import { spawn } from 'child_process';
-import { closeSync, constants, openSync, readFileSync, watch, writeFileSync, type FSWatcher } from 'fs';
+import { closeSync, constants, openSync, readFileSync, statfsSync, watch, writeFileSync, type FSWatcher } from 'fs';
 import * as path from 'path';
 import { Overlay } from '../core/overlay';
+import type { LayerPath } from '../core/paths';
 import { FuseSession } from '../fuse/session';
+import { localFilesystem } from '../layers/fstype';
 import { HostLayer, HostUpperLayer } from '../layers/host';
 import { IndexedLayer } from '../layers/indexed';
 import { defaultIndexDir, openIndex } from '../cache/lower-index';
 import { native } from '../native';
 import type { Layer } from '../core/layer';
-import { mountAt } from './mountinfo';
+import { mountAt, readMountinfo } from './mountinfo';
 import type { MountOptions } from './options';
 import { unmount } from './unmount';
 import type { MountSpec } from './validate';
@@ -76,7 +78,19 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
   const indexed: Array<IndexedLayer | undefined> = [];
   const hosts: HostLayer[] = [];
   spec.lowerdirs.forEach((l, i) => {
-    const host = new HostLayer(l);
+    // Synchronous metadata calls only where the layer cannot stall (fstype.ts).
+    // Other filesystems mounted inside the layer are crossed (as fuse-overlayfs
+    // does) and may stall: calls there stay asynchronous.
+    const fsName = localFilesystem(statfsSync(l).type);
+    const inside = readMountinfo()
+      .map((m) => m.mountpoint)
+      .filter((m) => m.startsWith(`${l}/`))
+      .map((m) => m.slice(l.length + 1) as LayerPath);
+    const host = new HostLayer(l, fsName !== undefined, inside);
+    log.info(
+      `lower${i + 1}: ${fsName !== undefined ? `on ${fsName}: metadata calls made synchronously` : 'not on a known local filesystem: every call asynchronous, so a stall delays only its own requests'}` +
+        (inside.length ? `; ${inside.length} mount(s) inside it served asynchronously: ${inside.join(', ')}` : ''),
+    );
     hosts.push(host);
     names.push(`lower${i + 1}`);
     if (!c.enabled || !c.lowerIndex) {
