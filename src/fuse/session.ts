@@ -468,7 +468,9 @@ export class FuseSession {
         return P.openOut(fh, 0);
       }
       case P.Op.READDIR:
-        return this.readdir(req, a);
+        return this.readdir(req, a, false);
+      case P.Op.READDIRPLUS:
+        return this.readdir(req, a, true);
       case P.Op.RELEASEDIR:
         this.dirs.delete(Number(a.readBigUInt64LE(0)));
         return undefined;
@@ -491,8 +493,18 @@ export class FuseSession {
     // GETXATTR, honours them in its permission checks (as kernel overlayfs
     // does; without it an ACL granting access is ignored), and caches them
     // per inode, so ls -l asks once per file instead of on every call.
+    // READDIRPLUS (auto): the first chunk of a listing, and every chunk once
+    // the kernel has seen the directory's entries being stat()ed, carries
+    // each entry's attributes and node, so ls -l and stat walks need no
+    // LOOKUP per entry. Only with kernel caching: the entries are cached then.
     const want =
-      P.FUSE_ASYNC_READ | P.FUSE_ATOMIC_O_TRUNC | P.FUSE_BIG_WRITES | P.FUSE_PARALLEL_DIROPS | P.FUSE_MAX_PAGES | (this.opts.posixAcl ? P.FUSE_POSIX_ACL : 0);
+      P.FUSE_ASYNC_READ |
+      P.FUSE_ATOMIC_O_TRUNC |
+      P.FUSE_BIG_WRITES |
+      P.FUSE_PARALLEL_DIROPS |
+      P.FUSE_MAX_PAGES |
+      (this.opts.posixAcl ? P.FUSE_POSIX_ACL : 0) |
+      (this.opts.kernelCache ? P.FUSE_DO_READDIRPLUS | P.FUSE_READDIRPLUS_AUTO : 0);
     const out = Buffer.alloc(P.INIT_OUT_SIZE);
     out.writeUInt32LE(P.FUSE_KERNEL_VERSION, 0);
     out.writeUInt32LE(P.FUSE_KERNEL_MINOR_VERSION, 4);
@@ -506,7 +518,14 @@ export class FuseSession {
     return out;
   }
 
-  private async readdir(req: P.Request, a: Buffer): Promise<Buffer> {
+  /**
+   * READDIR, and READDIRPLUS (plus): each entry then also carries its node
+   * and attributes, as a LOOKUP reply would. The kernel links every entry of
+   * a plus reply and counts it as a lookup, so each one sent with a node id
+   * is remembered here; "." and "..", and entries that vanished since the
+   * listing was read, go with node id 0 (the kernel links nothing for them).
+   */
+  private async readdir(req: P.Request, a: Buffer, plus: boolean): Promise<Buffer> {
     const fh = Number(a.readBigUInt64LE(0));
     const offset = Number(a.readBigUInt64LE(8));
     const size = a.readUInt32LE(16);
@@ -529,13 +548,44 @@ export class FuseSession {
         ...list.map((e) => ({ name: Buffer.from(e.name), type: e.type })),
       ];
     }
+    // Which entries fit is decided first; for plus, their attributes are
+    // then read (all before anything is written: the scratch buffer must
+    // not be shared across an await).
+    const entrySize = plus ? P.ENTRY_OUT_SIZE : 0;
+    let end = offset;
+    for (let used = 0; end < d.entries.length; end++) {
+      const need = entrySize + P.direntSize(d.entries[end].name.length);
+      if (used + need > size) break;
+      used += need;
+    }
+    const attrs: Array<Stat | undefined> = [];
+    if (plus) {
+      for (let i = offset; i < end; i++) {
+        const name = d.entries[i].name;
+        if (i < 2 || this.closed) {
+          attrs.push(undefined);
+          continue;
+        }
+        try {
+          attrs.push(await this.ov.getattr(childPath(d.path, name.toString())));
+        } catch (err) {
+          if (!hasCode(err, 'ENOENT', 'ENOTDIR')) throw err;
+          attrs.push(undefined); // gone since the listing was read
+        }
+      }
+    }
     // Built in a scratch buffer and copied out at its used length: kernel
     // readdir sizes are 4 KiB or more, too big for Node's buffer pool.
     const out = this.dirScratch.length >= size ? this.dirScratch : (this.dirScratch = Buffer.allocUnsafe(size));
     let used = 0;
-    for (let i = offset; i < d.entries.length; i++) {
+    for (let i = offset; i < end; i++) {
       const e = d.entries[i];
-      if (used + P.direntSize(e.name.length) > size) break;
+      if (plus) {
+        const st = attrs[i - offset];
+        const eo = st === undefined ? P.zeroed(P.ENTRY_OUT_SIZE) : this.entry(childPath(d.path, e.name.toString()), st);
+        eo.copy(out, used);
+        used += eo.length;
+      }
       used += P.writeDirent(out, used, UNKNOWN_INO, i + 1, e.type >> 12, e.name);
     }
     if (used === 0 && fh === 0) this.passes.delete(req.nodeid);

@@ -230,6 +230,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
       byOp: session.byOp,
       rss: kb('VmRSS'),
       peakRss: kb('VmHWM'),
+      memory: process.memoryUsage(),
       cache: ov.cache.stats(),
       layers: counted.map((l, i) => ({ name: names[i], calls: l.calls.snapshot() })),
     };

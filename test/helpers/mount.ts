@@ -64,10 +64,11 @@ export function forceUnmount(mountpoint: string): void {
 }
 
 /** Starts `layerfs mount -f` in a child process and waits for the mount to be live. */
-export async function mountLayerfs(options: string, mountpoint: string, extraArgs: string[] = []): Promise<Mounted> {
+export async function mountLayerfs(options: string, mountpoint: string, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<Mounted> {
   const real = fs.realpathSync(mountpoint);
   const child = spawn(process.execPath, [CLI, 'mount', '-f', '-o', options, ...extraArgs, mountpoint], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

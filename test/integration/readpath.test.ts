@@ -99,4 +99,25 @@ describeIfFuse('read path through a real mount', () => {
     expect(results).toEqual(attempts.map(([op]) => `${op}: EROFS`));
     expect(fs.readdirSync(`${base}/l1`).sort()).toEqual(['dir', 'file', 'gone', 'link']);
   });
+
+  test('ls -l of a big directory: entries and attributes come with the listing (READDIRPLUS), not one LOOKUP each', async () => {
+    const dir = `${base}/big-lower`;
+    fs.mkdirSync(`${dir}/many`, { recursive: true });
+    for (let i = 0; i < 200; i++) fs.writeFileSync(`${dir}/many/f${i}`, 'x'.repeat(i));
+    fs.mkdirSync(`${base}/big-mnt`);
+    const stats = `${base}/stats.json`;
+    const big = await mountLayerfs(`lowerdir=${dir}`, `${base}/big-mnt`, [], { LAYERFS_STATS_FILE: stats });
+    try {
+      const list = (root: string) => run('ls', ['-ln', '--time-style=+%s', `${root}/many`]).stdout;
+      expect(list(big.mountpoint)).toBe(list(dir));
+      process.kill(big.pid!, 'SIGUSR2');
+      const deadline = Date.now() + 5000;
+      while (!fs.existsSync(stats) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      const byOp = JSON.parse(fs.readFileSync(stats, 'utf8')).byOp as Record<string, number>;
+      expect(byOp.readdirplus).toBeGreaterThan(0);
+      expect(byOp.lookup ?? 0).toBeLessThan(20); // 200 without READDIRPLUS
+    } finally {
+      await big.unmount();
+    }
+  });
 });
