@@ -3,10 +3,11 @@
 // children of entries it has seen to be real directories in this layer, so no
 // symlink inside the layer is followed (see core/layer.ts).
 // xattrs go through the native addon (lgetxattr & co. are fast, synchronous
-// metadata calls); everything else of a lower layer through Node's
-// asynchronous fs (a lower layer may be a network or FUSE filesystem that
-// stalls: only the requests touching it wait). The upper layer's metadata
-// calls are synchronous (see HostUpperLayer).
+// metadata calls). Other metadata calls are synchronous on the upper layer
+// and on lower layers on a local filesystem (HostLayer.sync), asynchronous on
+// anything that may stall (network or FUSE filesystems, and mounts inside a
+// layer), so that only the requests touching it wait. File data is always
+// read asynchronously.
 import * as fs from 'fs';
 import { promises as fsp, type BigIntStats, type Dirent } from 'fs';
 import { constants as fsc } from 'fs';
@@ -45,7 +46,6 @@ function direntType(d: Dirent): number {
   return 0;
 }
 
-/** Calls a synchronous native function, turning its error into an FsError. */
 /** lstat(2) of a host path; absence costs no thrown Node error (throwIfNoEntry). */
 function lstatHost(path: string): Stat {
   const st = sys('lstat', path, () => fs.lstatSync(path, { bigint: true, throwIfNoEntry: false }));
@@ -53,6 +53,7 @@ function lstatHost(path: string): Stat {
   return statFromNode(st);
 }
 
+/** Calls a synchronous function (native addon or Node fs), turning its error into an FsError. */
 function sys<T>(syscall: string, path: string, fn: () => T): T {
   try {
     return fn();
