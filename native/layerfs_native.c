@@ -364,15 +364,17 @@ static napi_value js_read_spin(napi_env env, napi_callback_info info) {
   struct timespec start, now;
   clock_gettime(CLOCK_MONOTONIC, &start);
   ssize_t n;
+  int err = 0;
   for (;;) {
     n = read((int)fd, data, len);
-    if (n >= 0 || (errno != EAGAIN && errno != EINTR)) break;
+    err = n < 0 ? errno : 0; // kept before any other call can change errno
+    if (n >= 0 || (err != EAGAIN && err != EINTR)) break;
     clock_gettime(CLOCK_MONOTONIC, &now);
     int64_t spent = (now.tv_sec - start.tv_sec) * 1000000 + (now.tv_nsec - start.tv_nsec) / 1000;
     if (spent >= usec) break;
   }
   napi_value v;
-  napi_create_int64(env, n >= 0 ? (int64_t)n : -(int64_t)errno, &v);
+  napi_create_int64(env, n >= 0 ? (int64_t)n : -(int64_t)err, &v);
   return v;
 }
 
@@ -403,7 +405,6 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "pollReadable", js_poll_readable);
   export_fn(env, exports, "pollStop", js_poll_stop);
   export_fn(env, exports, "readSpin", js_read_spin);
-  export_int(env, exports, "EAGAIN", EAGAIN);
   export_int(env, exports, "RENAME_NOREPLACE", RENAME_NOREPLACE);
   export_int(env, exports, "RENAME_EXCHANGE", RENAME_EXCHANGE);
   export_int(env, exports, "RENAME_WHITEOUT", RENAME_WHITEOUT);

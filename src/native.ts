@@ -24,7 +24,6 @@ export interface NativeAddon {
   pollStop(handle: PollHandle): void;
   /** Non-blocking read retried for up to usec microseconds: bytes read, or -errno (-EAGAIN: nothing came). */
   readSpin(fd: number, buf: Buffer, usec: number): number;
-  readonly EAGAIN: number;
   readonly RENAME_NOREPLACE: number;
   readonly RENAME_EXCHANGE: number;
   readonly RENAME_WHITEOUT: number;
