@@ -558,19 +558,21 @@ export class FuseSession {
       if (used + need > size) break;
       used += need;
     }
-    const attrs: Array<Stat | undefined> = [];
+    // For plus: each entry's path and attributes, undefined for "." and ".."
+    // and for entries gone since the listing was read.
+    const plusOf: Array<{ path: MergedPath; st: Stat } | undefined> = [];
     if (plus) {
       for (let i = offset; i < end; i++) {
-        const name = d.entries[i].name;
         if (i < 2 || this.closed) {
-          attrs.push(undefined);
+          plusOf.push(undefined);
           continue;
         }
+        const path = childPath(d.path, d.entries[i].name.toString());
         try {
-          attrs.push(await this.ov.getattr(childPath(d.path, name.toString())));
+          plusOf.push({ path, st: await this.ov.getattr(path) });
         } catch (err) {
           if (!hasCode(err, 'ENOENT', 'ENOTDIR')) throw err;
-          attrs.push(undefined); // gone since the listing was read
+          plusOf.push(undefined);
         }
       }
     }
@@ -581,10 +583,11 @@ export class FuseSession {
     for (let i = offset; i < end; i++) {
       const e = d.entries[i];
       if (plus) {
-        const st = attrs[i - offset];
-        const eo = st === undefined ? P.zeroed(P.ENTRY_OUT_SIZE) : this.entry(childPath(d.path, e.name.toString()), st);
-        eo.copy(out, used);
-        used += eo.length;
+        const x = plusOf[i - offset];
+        // Node id 0 (all zeros): the kernel links nothing for this entry.
+        if (x === undefined) out.fill(0, used, used + P.ENTRY_OUT_SIZE);
+        else this.entry(x.path, x.st).copy(out, used);
+        used += P.ENTRY_OUT_SIZE;
       }
       used += P.writeDirent(out, used, UNKNOWN_INO, i + 1, e.type >> 12, e.name);
     }

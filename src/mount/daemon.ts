@@ -77,13 +77,13 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
   const c = o.cache;
   const indexed: Array<IndexedLayer | undefined> = [];
   const hosts: HostLayer[] = [];
+  const mountpoints = readMountinfo().map((m) => m.mountpoint);
   spec.lowerdirs.forEach((l, i) => {
     // Synchronous metadata calls only where the layer cannot stall (fstype.ts).
     // Other filesystems mounted inside the layer are crossed (as fuse-overlayfs
     // does) and may stall: calls there stay asynchronous.
     const fsName = localFilesystem(statfsSync(l).type);
-    const inside = readMountinfo()
-      .map((m) => m.mountpoint)
+    const inside = mountpoints
       .filter((m) => m.startsWith(`${l}/`))
       .map((m) => m.slice(l.length + 1) as LayerPath);
     const host = new HostLayer(l, fsName !== undefined, inside);
