@@ -13,7 +13,7 @@ import { buildIndex, defaultIndexDir, type BuildProgress } from '../cache/lower-
 import { cliEntry, serve, type Logger } from '../mount/daemon';
 import { parseMountOptions, UsageError } from '../mount/options';
 import { unmount, UnmountError } from '../mount/unmount';
-import { validateMount } from '../mount/validate';
+import { realDir, validateMount } from '../mount/validate';
 
 // Layer I/O runs on libuv's threadpool; with several slow layers the default
 // 4 threads would be the limit. Read by libuv when the pool first starts,
@@ -158,14 +158,7 @@ function fail(err: unknown): never {
 /** Builds the index of each lower layer; a progress bar on a terminal. */
 function runIndexBuild(lowers: string[], dir: string, quiet: boolean): void {
   for (const l of lowers) {
-    const root = path.resolve(l);
-    let st: fs.Stats;
-    try {
-      st = fs.statSync(root);
-    } catch {
-      throw new UsageError(`lower layer '${l}' does not exist`);
-    }
-    if (!st.isDirectory()) throw new UsageError(`lower layer '${l}' is not a directory`);
+    const root = realDir('lower layer', l);
     const tty = !quiet && process.stderr.isTTY;
     const t0 = Date.now();
     const bar = (p: BuildProgress): void => {

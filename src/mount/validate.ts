@@ -24,8 +24,8 @@ function describe(err: unknown): string {
   }
 }
 
-/** stat()s a directory argument and returns its real path. */
-function realDir(role: string, p: string): string {
+/** stat()s a directory argument and returns its real path (UsageError naming role if unusable). */
+export function realDir(role: string, p: string): string {
   let st: fs.Stats;
   try {
     st = fs.statSync(p);
