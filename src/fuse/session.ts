@@ -34,6 +34,8 @@ export interface SessionOptions {
    * Off for layers that change underneath the mount.
    */
   kernelCache: boolean;
+  /** Most nodes the kernel may hold before the least recently looked up are dropped. */
+  maxNodes?: number;
   /** Let the kernel enforce and cache POSIX ACLs (FUSE_POSIX_ACL). */
   posixAcl?: boolean;
   /** Microseconds to keep polling /dev/fuse after answering everything (0: sleep at once). */
@@ -78,6 +80,10 @@ export class FuseSession {
   /** Resolves when the connection ends (unmounted or aborted). */
   readonly ended = new Promise<string>((r) => (this.endDone = r));
   requests = 0;
+  /** Nodes the kernel was asked to drop to keep the table under maxNodes. */
+  evictions = 0;
+  private evicting = false;
+  private sinceEvict = Number.MAX_SAFE_INTEGER;
   /** Requests by operation name, for stats. */
   readonly byOp: Record<string, number> = {};
 
@@ -85,7 +91,11 @@ export class FuseSession {
     private readonly fd: number,
     private readonly ov: Overlay,
     private readonly opts: SessionOptions,
-  ) {}
+  ) {
+    this.maxNodes = opts.maxNodes ?? Number.MAX_SAFE_INTEGER;
+  }
+
+  private readonly maxNodes: number;
 
   /** Starts serving; fd must be /dev/fuse opened O_NONBLOCK. */
   start(): void {
@@ -256,10 +266,43 @@ export class FuseSession {
     return childPath(this.path(nodeid), name);
   }
 
-  private entry(path: MergedPath, st: Stat): Buffer {
-    const node = this.nodes.remember(path);
+  /** The entry for name in directory node parentId; the kernel will hold the node. */
+  private entry(parentId: number, name: string, st: Stat): Buffer {
+    const node = this.nodes.remember(parentId, name);
+    if (node === undefined) throw Object.assign(new Error('stale node'), { code: 'ENOENT' });
+    // A round at most every twentieth of the bound in new lookups: nodes
+    // being evicted stay until their FORGET, and a round that finds nothing
+    // new to evict must not be repeated (it scans the table) on every lookup.
+    this.sinceEvict++;
+    if (this.nodes.size > this.maxNodes && !this.evicting && this.sinceEvict >= this.maxNodes / 20) {
+      this.evicting = true;
+      this.sinceEvict = 0;
+      setImmediate(this.evict);
+    }
     return P.entryOut(node.id, 0, this.opts.entryTimeout, this.attrTimeout(st), st);
   }
+
+  /**
+   * Brings the node table back under its bound: asks the kernel to drop the
+   * dentries of the least recently looked-up leaf nodes (a tenth of the bound
+   * at a time); their FORGETs then remove them. One notification at a time,
+   * so an eviction never occupies more than one threadpool thread (a
+   * notification can wait on a directory lock held by a request in flight).
+   */
+  private evict = (): void => {
+    const victims = this.nodes.evictable(Math.max(1, this.nodes.size - Math.floor(this.maxNodes * 0.9)));
+    this.evictions += victims.length;
+    let i = 0;
+    const next = (): void => {
+      if (this.closed || i >= victims.length) {
+        this.evicting = false;
+        return;
+      }
+      const [parent, name] = victims[i++];
+      write(this.fd, P.notifyInvalEntry(parent, name), next);
+    };
+    next();
+  };
 
   private attr(st: Stat): Buffer {
     return P.attrOut(this.attrTimeout(st), st);
@@ -302,7 +345,7 @@ export class FuseSession {
         const name = P.cstrings(a, 1)[0];
         const p = this.child(req.nodeid, name);
         try {
-          return this.entry(p, await ov.getattr(p));
+          return this.entry(req.nodeid, name, await ov.getattr(p));
         } catch (err) {
           if (hasCode(err, 'ENOENT') && this.opts.negativeTimeout > 0) {
             if (this.negatives.size >= MAX_NEGATIVES) this.negatives.delete(this.negatives.values().next().value!);
@@ -345,22 +388,25 @@ export class FuseSession {
       case P.Op.SYMLINK: {
         const [name, target] = P.cstrings(a, 2);
         const p = this.child(req.nodeid, name);
-        return this.entry(p, await ov.symlink(target, p, this.caller(req)));
+        return this.entry(req.nodeid, name, await ov.symlink(target, p, this.caller(req)));
       }
       case P.Op.MKNOD: {
-        const p = this.child(req.nodeid, P.cstrings(a, 1, 16)[0]);
-        return this.entry(p, await ov.mknod(p, a.readUInt32LE(0), a.readUInt32LE(4), this.caller(req)));
+        const name = P.cstrings(a, 1, 16)[0];
+        const p = this.child(req.nodeid, name);
+        return this.entry(req.nodeid, name, await ov.mknod(p, a.readUInt32LE(0), a.readUInt32LE(4), this.caller(req)));
       }
       case P.Op.MKDIR: {
-        const p = this.child(req.nodeid, P.cstrings(a, 1, 8)[0]);
-        return this.entry(p, await ov.mkdir(p, a.readUInt32LE(0), this.caller(req)));
+        const name = P.cstrings(a, 1, 8)[0];
+        const p = this.child(req.nodeid, name);
+        return this.entry(req.nodeid, name, await ov.mkdir(p, a.readUInt32LE(0), this.caller(req)));
       }
       case P.Op.UNLINK:
       case P.Op.RMDIR: {
-        const p = this.child(req.nodeid, P.cstrings(a, 1)[0]);
+        const name = P.cstrings(a, 1)[0];
+        const p = this.child(req.nodeid, name);
         if (req.opcode === P.Op.UNLINK) await ov.unlink(p);
         else await ov.rmdir(p);
-        this.nodes.detach(p);
+        this.nodes.detach(req.nodeid, name);
         return undefined;
       }
       case P.Op.RENAME:
@@ -372,15 +418,16 @@ export class FuseSession {
         const src = this.child(req.nodeid, from);
         const dst = this.child(newdir, to);
         await ov.rename(src, dst, flags);
-        if (flags & 2 /* RENAME_EXCHANGE */) this.nodes.exchange(src, dst);
-        else if (src !== dst) this.nodes.move(src, dst);
+        if (flags & 2 /* RENAME_EXCHANGE */) this.nodes.exchange(req.nodeid, from, newdir, to);
+        else this.nodes.move(req.nodeid, from, newdir, to);
         return undefined;
       }
       case P.Op.LINK: {
         const fromId = Number(a.readBigUInt64LE(0));
         const from = this.path(fromId);
-        const p = this.child(req.nodeid, P.cstrings(a, 1, 8)[0]);
-        const out = this.entry(p, await ov.link(from, p));
+        const name = P.cstrings(a, 1, 8)[0];
+        const p = this.child(req.nodeid, name);
+        const out = this.entry(req.nodeid, name, await ov.link(from, p));
         // The source's nlink changed; the kernel holds it under another node.
         this.notify(P.notifyInvalInode(fromId, -1, 0));
         return out;
@@ -393,10 +440,11 @@ export class FuseSession {
       case P.Op.CREATE: {
         const flags = a.readUInt32LE(0);
         const mode = a.readUInt32LE(4);
-        const p = this.child(req.nodeid, P.cstrings(a, 1, 16)[0]);
+        const name = P.cstrings(a, 1, 16)[0];
+        const p = this.child(req.nodeid, name);
         const { fh, stat } = await ov.create(p, flags, mode, this.caller(req));
-        const e = this.entry(p, stat);
-        if (this.opts.kernelCache) this.nodes.stamp(this.nodes.idOf(p)!, stat);
+        const e = this.entry(req.nodeid, name, stat);
+        if (this.opts.kernelCache) this.nodes.stamp(this.nodes.idIn(req.nodeid, name)!, stat);
         return [e, P.openOut(fh, 0)];
       }
       case P.Op.READ: {
@@ -560,16 +608,16 @@ export class FuseSession {
     }
     // For plus: each entry's path and attributes, undefined for "." and ".."
     // and for entries gone since the listing was read.
-    const plusOf: Array<{ path: MergedPath; st: Stat } | undefined> = [];
+    const plusOf: Array<{ name: string; st: Stat } | undefined> = [];
     if (plus) {
       for (let i = offset; i < end; i++) {
         if (i < 2 || this.closed) {
           plusOf.push(undefined);
           continue;
         }
-        const path = childPath(d.path, d.entries[i].name.toString());
+        const name = d.entries[i].name.toString();
         try {
-          plusOf.push({ path, st: await this.ov.getattr(path) });
+          plusOf.push({ name, st: await this.ov.getattr(childPath(d.path, name)) });
         } catch (err) {
           if (!hasCode(err, 'ENOENT', 'ENOTDIR')) throw err;
           plusOf.push(undefined);
@@ -586,7 +634,7 @@ export class FuseSession {
         const x = plusOf[i - offset];
         // Node id 0 (all zeros): the kernel links nothing for this entry.
         if (x === undefined) out.fill(0, used, used + P.ENTRY_OUT_SIZE);
-        else this.entry(x.path, x.st).copy(out, used);
+        else this.entry(req.nodeid, x.name, x.st).copy(out, used);
         used += P.ENTRY_OUT_SIZE;
       }
       used += P.writeDirent(out, used, UNKNOWN_INO, i + 1, e.type >> 12, e.name);

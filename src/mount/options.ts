@@ -6,6 +6,8 @@
 // lowerdir "\:" does not split layers; each path is then unescaped by dropping
 // the backslashes.
 
+import { DEFAULT_LIMITS } from '../cache/metadata';
+
 export class UsageError extends Error {
   constructor(message: string) {
     super(message);
@@ -48,6 +50,8 @@ export interface MountOptions {
 
 /** Default spin=: long enough to catch the next request of find or ls -l on the bench machine. */
 export const DEFAULT_SPIN_USEC = 200;
+/** Kernel inodes held at once before the least recently looked up are dropped. */
+export const DEFAULT_MAX_NODES = 100_000;
 
 export interface CacheOptions {
   enabled: boolean;
@@ -58,6 +62,8 @@ export interface CacheOptions {
   /** Bounds of the daemon's metadata cache. */
   maxEntries: number;
   maxBytes: number;
+  /** Most kernel inodes held at once; past it the least recently looked up are dropped (max_nodes=). */
+  maxNodes: number;
   /** Serve lower layers from their persistent index (lowerindex=on). */
   lowerIndex: boolean;
   /** Where indexes live (index_dir=); undefined: the default. */
@@ -139,8 +145,9 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
       entryTimeout: DEFAULT_TIMEOUT,
       attrTimeout: DEFAULT_TIMEOUT,
       negativeTimeout: DEFAULT_TIMEOUT,
-      maxEntries: 200_000,
-      maxBytes: 128 * 1024 * 1024,
+      maxEntries: DEFAULT_LIMITS.maxEntries,
+      maxBytes: DEFAULT_LIMITS.maxBytes,
+      maxNodes: DEFAULT_MAX_NODES,
       lowerIndex: false,
     },
   };
@@ -238,6 +245,10 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
         }
         case 'index_dir':
           o.cache.indexDir = unescape(need());
+          break;
+        case 'max_nodes':
+          o.cache.maxNodes = count(key, need());
+          if (o.cache.maxNodes < 10) throw new UsageError(`option 'max_nodes' must be at least 10, not '${o.cache.maxNodes}'`);
           break;
         case 'cache_mb':
           o.cache.maxBytes = count(key, need()) * 1024 * 1024;

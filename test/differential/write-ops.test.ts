@@ -15,7 +15,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { describeIfKernelOverlay, tmpdir } from '../helpers/env';
-import { anyMountUnder, mountKernelOverlay, mountLayerfs, type Mounted } from '../helpers/mount';
+import { anyMountUnder, daemonStats, mountKernelOverlay, mountLayerfs, type Mounted } from '../helpers/mount';
 import { diffTrees, kernelForms, layerSnapshot, writtenForms, randomStack, snapshot, stackPaths, writeStack } from '../helpers/stack';
 
 const SEEDS = (process.env.LAYERFS_DIFF_SEEDS ?? '1,2,3,4,5,6,7,8').split(',').map(Number);
@@ -109,7 +109,10 @@ describeIfKernelOverlay('write path: kernel overlayfs vs layerfs, random operati
   });
 
   for (const seed of SEEDS) {
-    test(`seed ${seed}: ${OPS} operations, same results, same trees, same upper`, async () => {
+    // Every fourth seed bounds the daemon's node table far below the tree's
+    // size, so the kernel is made to drop nodes all through the run.
+    const maxNodes = seed % 4 === 0 ? 12 : undefined;
+    test(`seed ${seed}: ${OPS} operations, same results, same trees, same upper${maxNodes ? `, max_nodes=${maxNodes}` : ''}`, async () => {
       const spec = randomStack(seed, 4);
       const k = makeStack(base, 'kernel', seed);
       const l = makeStack(base, 'layerfs', seed);
@@ -119,7 +122,8 @@ describeIfKernelOverlay('write path: kernel overlayfs vs layerfs, random operati
 
       const km = mountKernelOverlay(options(k), k.mnt);
       mounts.push(km);
-      const lm = await mountLayerfs(options(l), l.mnt);
+      const statsFile = path.join(base, 'stats.json');
+      const lm = await mountLayerfs(options(l) + (maxNodes ? `,max_nodes=${maxNodes}` : ''), l.mnt, [], { LAYERFS_STATS_FILE: statsFile });
       mounts.push(lm);
       const t = Date.now();
       const steps = applyOps(k.mnt, l.mnt, seed, OPS, pathsFile, k.lowerdir);
@@ -133,6 +137,7 @@ describeIfKernelOverlay('write path: kernel overlayfs vs layerfs, random operati
       const failures = new Map<string, number>();
       for (const x of kr) if (!x.startsWith('ok')) failures.set(x, (failures.get(x) ?? 0) + 1);
       const errors = [...failures.values()].reduce((a, b) => a + b, 0);
+      const { nodes, evictions } = await daemonStats(lm, statsFile);
       await lm.unmount();
       await km.unmount();
       mounts.splice(0);
@@ -143,8 +148,9 @@ describeIfKernelOverlay('write path: kernel overlayfs vs layerfs, random operati
       console.log(
         `seed ${seed}: ${steps.length} ops in ${ms} ms, ${errors} failed on the kernel, ${divergent.length} divergent results, ` +
           `${Object.keys(kTree.tree).length} merged entries, ${merged.length} merged differences, ` +
-          `${Object.keys(ku.tree).length} upper entries, ${upper.length} upper differences; failures: ${[...failures].map(([c, n]) => `${c} ${n}`).join(', ')}`,
+          `${Object.keys(ku.tree).length} upper entries, ${upper.length} upper differences, ${nodes} nodes held, ${evictions} evicted; failures: ${[...failures].map(([c, n]) => `${c} ${n}`).join(', ')}`,
       );
+      if (maxNodes) expect(evictions).toBeGreaterThan(0);
       expect(divergent.slice(0, 10)).toEqual([]);
       expect(merged.slice(0, 20)).toEqual([]);
       expect(upper.slice(0, 20)).toEqual([]);

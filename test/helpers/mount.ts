@@ -97,6 +97,18 @@ export async function mountLayerfs(options: string, mountpoint: string, extraArg
   };
 }
 
+/**
+ * The daemon's counters (SIGUSR2 writes them to LAYERFS_STATS_FILE): the
+ * mount must have been made with that variable set to `file`.
+ */
+export async function daemonStats(m: Mounted, file: string): Promise<Record<string, any>> {
+  fs.rmSync(file, { force: true });
+  process.kill(m.pid!, 'SIGUSR2');
+  const deadline = Date.now() + 5000;
+  while (!fs.existsSync(file) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return JSON.parse(fs.readFileSync(file, 'utf8'));
+}
+
 export function mountKernelOverlay(options: string, mountpoint: string): Mounted {
   const real = fs.realpathSync(mountpoint);
   execFileSync('mount', ['-t', 'overlay', 'overlay', '-o', options, real], { stdio: 'pipe' });

@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import { native } from '../../src/native';
 import { describeIfFuse, tmpdir } from '../helpers/env';
-import { anyMountUnder, mountLayerfs, run, type Mounted } from '../helpers/mount';
+import { anyMountUnder, daemonStats, mountLayerfs, run, type Mounted } from '../helpers/mount';
 
 describeIfFuse('read path through a real mount', () => {
   let base: string;
@@ -110,10 +110,7 @@ describeIfFuse('read path through a real mount', () => {
     try {
       const list = (root: string) => run('ls', ['-ln', '--time-style=+%s', `${root}/many`]).stdout;
       expect(list(big.mountpoint)).toBe(list(dir));
-      process.kill(big.pid!, 'SIGUSR2');
-      const deadline = Date.now() + 5000;
-      while (!fs.existsSync(stats) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      const byOp = JSON.parse(fs.readFileSync(stats, 'utf8')).byOp as Record<string, number>;
+      const byOp = (await daemonStats(big, stats)).byOp as Record<string, number>;
       expect(byOp.readdirplus).toBeGreaterThan(0);
       expect(byOp.lookup ?? 0).toBeLessThan(20); // 200 without READDIRPLUS
     } finally {

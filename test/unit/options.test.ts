@@ -33,9 +33,16 @@ describe('mount option parsing', () => {
     [['lowerdir=/a:'], /empty path/],
     [['lowerdir=/l,spin=-1'], /'spin' needs a whole number/],
     [['lowerdir=/l,spin=1000000'], /'spin' is in microseconds, at most 100000/],
+    [['lowerdir=/l,max_nodes=5'], /'max_nodes' must be at least 10/],
+    [['lowerdir=/l,max_nodes=many'], /'max_nodes' needs a whole number/],
   ])('%j is refused', (opts, msg) => {
     expect(() => parseMountOptions(opts)).toThrow(UsageError);
     expect(() => parseMountOptions(opts)).toThrow(msg);
+  });
+
+  test('max_nodes= bounds the kernel inodes held (default 100 000)', () => {
+    expect(parseMountOptions(['lowerdir=/l']).cache.maxNodes).toBe(100_000);
+    expect(parseMountOptions(['lowerdir=/l,max_nodes=5000']).cache.maxNodes).toBe(5000);
   });
 
   test('spin= sets how long the daemon polls before sleeping; 0 turns it off', () => {
