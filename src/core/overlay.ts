@@ -13,6 +13,7 @@ import { DEFAULT_LIMITS, MetadataCache, type CacheLimits, type CachedNode } from
 import { fsError, hasCode } from './errors';
 import { CopyUp, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './copyup';
 import { InodeNumbers } from './inode';
+import { LazyFile } from './lazy-file';
 import type { Layer, LayerFile, Loc, TimeSpec, UpperFile, UpperLayer } from './layer';
 import { Mutex } from './lock';
 import { isMerged, resolveChild, resolveRoot, winner, type LayerEntry, type Resolution } from './lookup';
@@ -378,9 +379,15 @@ export class Overlay {
     for (let again = this.cache.enabled; ; again = false) {
       const r = await this.resolve(p);
       const top = winner(r)!;
+      const lp = layerPath(r.path);
+      const mode = fsc.O_RDONLY | (flags & fsc.O_NONBLOCK);
+      if (top.layer > 0 || this.upper === undefined) {
+        // A lower file: opened on its first read (lazy-file.ts); origin notices a later copy-up.
+        return this.addHandle({ file: new LazyFile(this.layers[top.layer], lp, mode), layer: top.layer, path: p, origin: entryKey(top) });
+      }
       let file: LayerFile;
       try {
-        file = await this.layers[top.layer].open(layerPath(r.path), fsc.O_RDONLY | (flags & fsc.O_NONBLOCK));
+        file = await this.layers[top.layer].open(lp, mode);
       } catch (err) {
         // Removed behind the overlay's back (a direct change in the upper, not
         // yet invalidated): the cached resolution is wrong, so resolve afresh once.
@@ -390,7 +397,7 @@ export class Overlay {
         }
         throw err;
       }
-      return this.addHandle({ file, layer: top.layer, path: p, origin: top.layer > 0 || !this.upper ? entryKey(top) : undefined });
+      return this.addHandle({ file, layer: top.layer, path: p });
     }
   }
 
