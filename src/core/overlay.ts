@@ -63,6 +63,16 @@ export interface SetAttr {
   size?: number;
   atime?: TimeSpec;
   mtime?: TimeSpec;
+  /**
+   * After the rest, clear set-user-ID, and set-group-ID when the file is
+   * group-executable or the caller (whose gid this is) is not in its group,
+   * as the kernel's setattr_should_drop_suidgid() does: for a write or
+   * truncate by a caller without CAP_FSETID (the kernel decides that and says
+   * so; with FUSE_HANDLE_KILLPRIV_V2 the clearing is ours). Only the caller's
+   * primary group is known here, so one in the file's group through a
+   * supplementary group loses set-group-ID where the kernel would keep it.
+   */
+  killSuidgid?: { gid: number };
 }
 
 const ACCESS_MODE = fsc.O_RDONLY | fsc.O_WRONLY | fsc.O_RDWR;
@@ -72,6 +82,7 @@ function opensForWrite(flags: number): boolean {
 }
 /** The open flags passed on to the layer file; the rest are the kernel's business. */
 const PASS_FLAGS = ACCESS_MODE | fsc.O_TRUNC | fsc.O_SYNC | fsc.O_DSYNC | fsc.O_NONBLOCK;
+const S_ISUID = 0o4000;
 const S_ISGID = 0o2000;
 
 interface Handle {
@@ -562,6 +573,11 @@ export class Overlay {
         await upper.chmod(lp, a.mode & 0o7777);
       }
       if (a.atime !== undefined || a.mtime !== undefined) await upper.utimens(lp, a.atime ?? 'omit', a.mtime ?? 'omit');
+      if (a.killSuidgid !== undefined && a.mode === undefined && isReg(st)) {
+        const now = await upper.lstat(lp);
+        const kill = S_ISUID | (now.mode & 0o010 || now.gid !== a.killSuidgid.gid ? S_ISGID : 0);
+        if (now.mode & kill) await upper.chmod(lp, now.mode & 0o7777 & ~kill);
+      }
     });
     return this.getattr(p);
   }

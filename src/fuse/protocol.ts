@@ -79,6 +79,13 @@ export const FUSE_READDIRPLUS_AUTO = 1 << 14;
 export const FUSE_PARALLEL_DIROPS = 1 << 18;
 export const FUSE_POSIX_ACL = 1 << 20;
 export const FUSE_MAX_PAGES = 1 << 22;
+/** The server clears set-id bits and security.capability on write, truncate and chown. */
+export const FUSE_HANDLE_KILLPRIV_V2 = 1 << 28;
+
+// With HANDLE_KILLPRIV_V2: the caller lacks CAP_FSETID, clear set-id bits.
+export const FUSE_WRITE_KILL_SUIDGID = 1 << 2; // fuse_write_in.write_flags
+export const FUSE_OPEN_KILL_SUIDGID = 1 << 0; // fuse_open_in.open_flags
+export const FATTR_KILL_SUIDGID = 1 << 11; // fuse_setattr_in.valid
 
 // setattr valid bits
 export const FATTR_MODE = 1 << 0;

@@ -9,7 +9,7 @@
 // settle, in any order: the kernel matches replies by `unique`. Layer I/O
 // still runs on the threadpool, so a stalled layer delays only the requests
 // that touch it.
-import { write, writevSync } from 'fs';
+import { constants as fsc, write, writeSync, writevSync } from 'fs';
 import { constants } from 'os';
 import { native, type PollHandle } from '../native';
 import { hasCode, isUnexpected, toErrno } from '../core/errors';
@@ -329,6 +329,25 @@ export class FuseSession {
     return this.nodes.stamp(nodeid, await this.ov.getattr(p));
   }
 
+  /**
+   * FUSE_HANDLE_KILLPRIV_V2: the kernel no longer asks for security.capability
+   * before every write (one GETXATTR per write saved) nor clears set-id bits
+   * itself; the upper layer's own kernel drops security.capability on our
+   * write/truncate/chown, and set-id bits are cleared here when the kernel
+   * flags the caller as lacking CAP_FSETID (the daemon, as root, keeps them).
+   * A file whose name is gone keeps its bits (as with an fd-only chmod failing).
+   */
+  private async killSuidgid(req: P.Request): Promise<void> {
+    const p = this.nodes.pathOf(req.nodeid);
+    if (p === undefined) return;
+    const before = await this.ov.getattr(p);
+    const after = await this.ov.setattr(p, { killSuidgid: { gid: req.gid } });
+    // The WRITE and OPEN replies carry no attributes: the kernel's cached mode
+    // must go before the caller can stat. Written synchronously, before the
+    // reply: an attributes-only invalidation takes no lock a request holds.
+    if (after.mode !== before.mode) writeSync(this.fd, P.notifyInvalInode(req.nodeid, -1, 0));
+  }
+
   private caller(req: P.Request): Caller {
     return { uid: req.uid, gid: req.gid, pid: req.pid };
   }
@@ -374,6 +393,7 @@ export class FuseSession {
           if (valid & t) return a.readBigInt64LE(secOff) * 1000000000n + BigInt(a.readUInt32LE(nsecOff));
           return undefined;
         };
+        if (valid & P.FATTR_KILL_SUIDGID) set.killSuidgid = { gid: req.gid };
         set.atime = time(P.FATTR_ATIME_NOW, P.FATTR_ATIME, 32, 56);
         set.mtime = time(P.FATTR_MTIME_NOW, P.FATTR_MTIME, 40, 60);
         if (set.atime === undefined) delete set.atime;
@@ -434,7 +454,9 @@ export class FuseSession {
       }
       case P.Op.OPEN: {
         const p = this.path(req.nodeid);
-        const fh = await ov.open(p, a.readUInt32LE(0));
+        const flags = a.readUInt32LE(0);
+        const fh = await ov.open(p, flags);
+        if (a.readUInt32LE(4) & P.FUSE_OPEN_KILL_SUIDGID && flags & fsc.O_TRUNC) await this.killSuidgid(req);
         return P.openOut(fh, this.opts.kernelCache && (await this.keepCache(req.nodeid, p)) ? P.FOPEN_KEEP_CACHE : 0);
       }
       case P.Op.CREATE: {
@@ -461,6 +483,7 @@ export class FuseSession {
         const size = a.readUInt32LE(16);
         const data = a.subarray(40, 40 + size);
         const n = await ov.write(fh, data, size, offset);
+        if (a.readUInt32LE(20) & P.FUSE_WRITE_KILL_SUIDGID) await this.killSuidgid(req);
         const out = P.zeroed(8);
         out.writeUInt32LE(n, 0);
         return out;
@@ -551,6 +574,7 @@ export class FuseSession {
       P.FUSE_BIG_WRITES |
       P.FUSE_PARALLEL_DIROPS |
       P.FUSE_MAX_PAGES |
+      P.FUSE_HANDLE_KILLPRIV_V2 |
       (this.opts.posixAcl ? P.FUSE_POSIX_ACL : 0) |
       (this.opts.kernelCache ? P.FUSE_DO_READDIRPLUS | P.FUSE_READDIRPLUS_AUTO : 0);
     const out = Buffer.alloc(P.INIT_OUT_SIZE);

@@ -7,7 +7,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { describeIfKernelOverlay, tmpdir } from '../helpers/env';
-import { anyMountUnder, mountKernelOverlay, mountLayerfs, run, type Mounted } from '../helpers/mount';
+import { anyMountUnder, mountKernelOverlay, mountLayerfs, REPO, run, type Mounted } from '../helpers/mount';
 import { snapshot } from '../helpers/stack';
 import { native } from '../../src/native';
 
@@ -117,6 +117,34 @@ describeIfKernelOverlay('write path, named cases: kernel overlayfs vs layerfs', 
       'ls -l f g | cut -c1-11',
     );
     expect(layerfs).toBe('f secret\nPermission denied\n-rw-r-----+\n-rw-r----- \nPermission denied\n-rw-------+\nstatus=0');
+  });
+
+  test('writes and truncates clear set-id bits for callers without CAP_FSETID, and security.capability always', async () => {
+    // vfs_cap_data revision 2, effective, permitted cap_net_raw (13).
+    const cap = Buffer.alloc(20);
+    cap.writeUInt32LE(0x02000001, 0);
+    cap.writeUInt32LE(1 << 13, 4);
+    const NOBODY = 65534;
+    const caps = `node -e 'const n=require(${JSON.stringify(path.join(REPO, 'dist', 'native'))}).native();for(const f of ["c","d"]){let v="none";try{v=n.lgetxattr(f,"security.capability").length+" bytes"}catch(e){}console.log(f,v)}'`;
+    const { layerfs } = await compare(
+      (lower) => {
+        for (const [n, mode] of [['s', 0o6777], ['t', 0o6777], ['o', 0o6777], ['g', 0o2767], ['r', 0o4755], ['c', 0o644], ['d', 0o666]] as const) {
+          fs.writeFileSync(path.join(lower, n), `${n}\n`);
+          fs.chmodSync(path.join(lower, n), mode);
+        }
+        fs.writeFileSync(path.join(lower, 'k'), 'k\n');
+        fs.chownSync(path.join(lower, 'k'), 0, NOBODY); // the writer's group: set-group-ID stays
+        fs.chmodSync(path.join(lower, 'k'), 0o2767);
+        native().lsetxattr(path.join(lower, 'c'), 'security.capability', cap, 0);
+        native().lsetxattr(path.join(lower, 'd'), 'security.capability', cap, 0);
+      },
+      `as_nobody() { setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups "$@" 2>&1 | sed 's/.*: //'; }
+       as_nobody sh -c 'echo x >> s'; as_nobody truncate -s 1 t; as_nobody sh -c ': > o'; as_nobody sh -c 'echo x >> g'; as_nobody sh -c 'echo x >> k'
+       echo x >> r; echo x >> c; truncate -s 0 d
+       stat -c '%n %a' s t o g k r c d; ${caps}`,
+      `stat -c '%n %a' s t o g k r; ${caps}`,
+    );
+    expect(layerfs).toBe('s 777\nt 777\no 777\ng 767\nk 2767\nr 4755\nc 644\nd 666\nc none\nd none\nstatus=0');
   });
 
   test('rm -rf X; mkdir X; mv X Y: the old lower X never comes back', async () => {
