@@ -7,8 +7,8 @@
 // Requests are read on the main thread when libuv reports /dev/fuse readable
 // (non-blocking reads, no threadpool hop), and answered as their promises
 // settle, in any order: the kernel matches replies by `unique`. Layer I/O
-// still runs on the threadpool, so a stalled layer delays only the requests
-// that touch it.
+// that may stall (layers not on a local filesystem, large reads) runs on the
+// threadpool, so a stalled layer delays only the requests that touch it.
 import { constants as fsc, write, writeSync, writevSync } from 'fs';
 import { constants } from 'os';
 import { native, type PollHandle } from '../native';

@@ -84,12 +84,12 @@ export class SyscallCounts {
 }
 
 /**
- * An open file of a layer, by raw descriptor. Reads, fsync and truncate are
- * asynchronous (they may wait on the disk or a server). On a layer with
- * synchronous metadata (HostLayer.sync: local filesystems, and always the
- * upper) closing, fstat and small writes are synchronous too: a buffered
- * write of a few KiB to a local file is a copy into the page cache, far
- * cheaper than a threadpool round trip.
+ * An open file of a layer, by raw descriptor. fsync, truncate and large
+ * reads and writes are asynchronous (they may wait on the disk or a server).
+ * On a layer with synchronous metadata (HostLayer.sync: local filesystems,
+ * and always the upper) closing, fstat, small writes and reads are
+ * synchronous too: a buffered write of a few KiB to a local file is a copy
+ * into the page cache, far cheaper than a threadpool round trip.
  */
 class HostFile implements SeekableFile, UpperFile {
   constructor(
@@ -99,29 +99,32 @@ class HostFile implements SeekableFile, UpperFile {
     private readonly sync: boolean,
   ) {}
   read(buf: Buffer, offset: number, length: number, position: number): Promise<number> {
-    this.calls.add('pread');
-    if (this.sync && length <= SYNC_READ_MAX) {
-      try {
-        return Promise.resolve(fs.readSync(this.fd, buf, offset, length, position));
-      } catch (err) {
-        return Promise.reject(asFsError(err, 'pread', this.path));
-      }
-    }
-    return new Promise((resolve, reject) =>
-      fs.read(this.fd, buf, offset, length, position, (err, n) => (err ? reject(asFsError(err, 'pread', this.path)) : resolve(n))),
-    );
+    return this.transfer('pread', SYNC_READ_MAX, fs.readSync, fs.read, buf, offset, length, position);
   }
   write(buf: Buffer, offset: number, length: number, position: number | null): Promise<number> {
-    this.calls.add('pwrite');
-    if (this.sync && length <= SYNC_WRITE_MAX) {
+    return this.transfer('pwrite', SYNC_WRITE_MAX, fs.writeSync, fs.write, buf, offset, length, position);
+  }
+  /** One pread/pwrite: synchronous up to syncMax bytes on a synchronous layer, else on the threadpool. */
+  private transfer(
+    syscall: 'pread' | 'pwrite',
+    syncMax: number,
+    syncFn: (fd: number, buf: Buffer, offset: number, length: number, position: number | null) => number,
+    asyncFn: (fd: number, buf: Buffer, offset: number, length: number, position: number | null, cb: (err: NodeJS.ErrnoException | null, n: number) => void) => void,
+    buf: Buffer,
+    offset: number,
+    length: number,
+    position: number | null,
+  ): Promise<number> {
+    this.calls.add(syscall);
+    if (this.sync && length <= syncMax) {
       try {
-        return Promise.resolve(fs.writeSync(this.fd, buf, offset, length, position));
+        return Promise.resolve(syncFn(this.fd, buf, offset, length, position));
       } catch (err) {
-        return Promise.reject(asFsError(err, 'pwrite', this.path));
+        return Promise.reject(asFsError(err, syscall, this.path));
       }
     }
     return new Promise((resolve, reject) =>
-      fs.write(this.fd, buf, offset, length, position, (err, n) => (err ? reject(asFsError(err, 'pwrite', this.path)) : resolve(n))),
+      asyncFn(this.fd, buf, offset, length, position, (err, n) => (err ? reject(asFsError(err, syscall, this.path)) : resolve(n))),
     );
   }
   fsync(datasync: boolean): Promise<void> {
@@ -189,8 +192,8 @@ export class HostLayer implements Layer {
 
   /**
    * @param sync metadata calls (lstat, readdir, readlink, open, close) are
-   * made synchronously: only for layers on a local filesystem (fstype.ts).
-   * Reads of file data stay asynchronous either way.
+   * made synchronously, and so are reads of up to 128 KiB: only for layers
+   * on a local filesystem (fstype.ts).
    * @param mountsInside layer paths where another filesystem is mounted
    * inside the layer (it may stall: a FUSE or network mount); calls at or
    * below them stay asynchronous.
