@@ -84,13 +84,17 @@ export async function resolveChild(layers: readonly Layer[], parent: Resolution,
   const parentLp = layerPath(parent.path);
   const lp = layerChild(parentLp, name);
   const entries: LayerEntry[] = [];
-  for (const pe of parent.entries) {
+  const last = parent.entries.length - 1;
+  for (let i = 0; i <= last; i++) {
+    const pe = parent.entries[i];
     const layer = layers[pe.layer];
     const stat = await lstatOrNull(layer, lp);
     if (stat === null) {
       // Only consulted when the name itself is absent: a real entry in the same
-      // layer wins over its own ".wh." marker.
-      if (await hasWhFile(layer, parentLp, name)) {
+      // layer wins over its own ".wh." marker. In the lowest directory of the
+      // merge it would hide nothing: not looked for (a negative lookup in a
+      // directory of one layer costs one lstat, not two).
+      if (i < last && (await hasWhFile(layer, parentLp, name))) {
         return { path, entries, stop: { kind: 'whiteout', layer: pe.layer, form: 'wh-file' } };
       }
       continue;
