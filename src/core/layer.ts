@@ -66,6 +66,8 @@ export interface SeekableFile extends LayerFile {
  * in the final component) and throws FsError-shaped errors.
  */
 export interface UpperLayer extends Layer {
+  // Modes given to mkdir, mknod and openFile (O_CREAT|O_EXCL) are applied
+  // exactly: the process umask does not apply.
   /** Where the work directory lives, for messages. */
   readonly workRoot: string;
   lstatAt(loc: Loc): Promise<Stat>;

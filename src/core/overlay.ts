@@ -107,6 +107,9 @@ export class Overlay {
   readonly layerNames: readonly string[];
   readonly upper: UpperLayer | undefined;
   readonly privileged: boolean;
+  /** The ids objects created by this process get (fsuid, fsgid). */
+  private readonly ownUid = process.geteuid?.() ?? 0;
+  private readonly ownGid = process.getegid?.() ?? 0;
   private inodes!: InodeNumbers;
   private root!: Resolution;
   /** What lookup and readdir decided, invalidated exactly by every mutation (cache/metadata.ts). */
@@ -607,13 +610,13 @@ export class Overlay {
   // ---- namespace ---------------------------------------------------------------
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<Stat> {
-    return this.createNode('mkdir', path, S_IFDIR | (mode & 0o7777), caller, (upper, loc) => upper.mkdir(loc, 0o700));
+    return this.createNode('mkdir', path, S_IFDIR | (mode & 0o7777), caller, (upper, loc, m) => upper.mkdir(loc, m));
   }
 
   async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<Stat> {
     if ((mode & S_IFMT) === S_IFDIR) throw fsError('EINVAL', 'mknod', path);
     const type = (mode & S_IFMT) === 0 ? S_IFREG : mode & S_IFMT;
-    return this.createNode('mknod', path, type | (mode & 0o7777), caller, (upper, loc) => upper.mknod(loc, type | 0o600, rdev));
+    return this.createNode('mknod', path, type | (mode & 0o7777), caller, (upper, loc, m) => upper.mknod(loc, type | m, rdev));
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<Stat> {
@@ -624,8 +627,8 @@ export class Overlay {
   async create(path: string, flags: number, mode: number, caller: Caller): Promise<{ fh: number; stat: Stat }> {
     let file: UpperFile | undefined;
     try {
-      const stat = await this.createNode('create', path, S_IFREG | (mode & 0o7777), caller, async (upper, loc) => {
-        file = await upper.openFile(loc, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o600);
+      const stat = await this.createNode('create', path, S_IFREG | (mode & 0o7777), caller, async (upper, loc, m) => {
+        file = await upper.openFile(loc, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, m);
       });
       const p = mergedPath(path);
       const fh = this.addHandle({ file: file!, layer: 0, path: p, upper: winner(await this.resolve(p))!.stat });
@@ -641,17 +644,20 @@ export class Overlay {
   }
 
   /**
-   * Creates a new object at path: built in the work directory by make(), given
-   * its owner and mode there, then renamed into place. Over a whiteout in the
-   * upper layer the rename replaces it, and a directory made there becomes
-   * opaque (the kernel's rule), so lower content of the old name stays hidden.
+   * Creates a new object at path. make() is given where and with which mode
+   * (applied exactly, whatever the umask). Where the new object would get the
+   * wrong owner or must replace an upper whiteout, it is built in the work
+   * directory, given its owner and mode there, then renamed into place: no
+   * one sees it half made. Over a whiteout in the upper layer the rename
+   * replaces it, and a directory made there becomes opaque (the kernel's
+   * rule), so lower content of the old name stays hidden.
    */
   private async createNode(
     op: string,
     path: string,
     mode: number,
     caller: Caller,
-    make: (upper: UpperLayer, loc: Loc) => Promise<void>,
+    make: (upper: UpperLayer, loc: Loc, mode: number) => Promise<void>,
   ): Promise<Stat> {
     const p = mergedPath(path);
     const upper = this.writable(op, p);
@@ -664,11 +670,28 @@ export class Overlay {
       const pst = winner(parent)!.stat;
       const setgidDir = (pst.mode & S_ISGID) !== 0;
       const dir = (mode & S_IFMT) === S_IFDIR;
+      const gid = setgidDir ? pst.gid : caller.gid;
+      const symlink = (mode & S_IFMT) === S_IFLNK;
+      const ownerIsOurs = !this.privileged || (caller.uid === this.ownUid && (setgidDir || caller.gid === this.ownGid));
+      if (this.upperWhiteout(existing) === undefined && ownerIsOurs) {
+        // Nothing to replace, and the upper filesystem itself gives the new
+        // object the owner it must have (ours; the group of a set-gid parent
+        // by the same rule): created in place, as kernel overlayfs's
+        // ovl_create_upper does, without the work directory and rename.
+        const lp = layerPath(p);
+        // A set-gid parent's bit is inherited by mkdir(2) itself; passed here
+        // too so that a chmod restoring umask bits keeps it.
+        await make(upper, lp, (mode & 0o7777) | (dir && setgidDir ? S_ISGID : 0));
+        // open(2)/mknod(2) honour set-id bits only sometimes (mkdir never):
+        // what the caller asked for is set explicitly, as below.
+        if (!symlink && !dir && (mode & (S_ISUID | S_ISGID)) !== 0) await upper.chmod(lp, mode & 0o7777);
+        return;
+      }
       await this.place(p, existing, dir, async (loc) => {
-        await make(upper, loc);
-        if (this.privileged) await upper.chown(loc, caller.uid, setgidDir ? pst.gid : caller.gid);
+        await make(upper, loc, dir ? 0o700 : 0o600);
+        if (this.privileged) await upper.chown(loc, caller.uid, gid);
         // After chown, which clears set-id bits; umask was applied by the kernel.
-        if ((mode & S_IFMT) !== S_IFLNK) await upper.chmod(loc, (mode & 0o7777) | (dir && setgidDir ? S_ISGID : 0));
+        if (!symlink) await upper.chmod(loc, (mode & 0o7777) | (dir && setgidDir ? S_ISGID : 0));
       });
     }, [p]);
     return this.getattr(p);

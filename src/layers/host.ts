@@ -54,6 +54,17 @@ function lstatHost(path: string): Stat {
 }
 
 /** Calls a synchronous function (native addon or Node fs), turning its error into an FsError. */
+// The process umask, read once: nothing in layerfs changes it. Creating calls
+// apply their modes exactly (the UpperLayer contract), so a mode the umask
+// would cut is set again with chmod after creating, which costs a system call
+// only when a umask bit meets the mode.
+const UMASK = process.umask();
+
+/** After creating p with mode: restores what the umask took away. */
+function unmask(p: string, mode: number): void {
+  if ((mode & 0o777 & UMASK) !== 0) sys('chmod', p, () => fs.chmodSync(p, mode & 0o7777));
+}
+
 function sys<T>(syscall: string, path: string, fn: () => T): T {
   try {
     return fn();
@@ -310,15 +321,17 @@ export class HostUpperLayer extends HostLayer implements UpperLayer {
   async mkdir(loc: Loc, mode: number): Promise<void> {
     const p = this.at(loc);
     sys('mkdir', p, () => fs.mkdirSync(p, { mode }));
+    unmask(p, mode);
   }
   async mknod(loc: Loc, mode: number, rdev: number): Promise<void> {
     const p = this.at(loc);
     if ((mode & 0o170000) === 0o100000) {
       // A regular file: mknod(2) would do, but open(2) works where mknod is refused.
       sys('open', p, () => fs.closeSync(fs.openSync(p, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, mode & 0o7777)));
-      return;
+    } else {
+      sys('mknod', p, () => native().mknod(p, mode, devMajor(rdev), devMinor(rdev)));
     }
-    sys('mknod', p, () => native().mknod(p, mode, devMajor(rdev), devMinor(rdev)));
+    unmask(p, mode);
   }
   async symlink(target: string, loc: Loc): Promise<void> {
     const p = this.at(loc);
@@ -381,7 +394,16 @@ export class HostUpperLayer extends HostLayer implements UpperLayer {
   async openFile(loc: Loc, flags: number, mode = 0o600): Promise<UpperFile> {
     this.calls.add('open');
     const p = this.at(loc);
-    return new HostFile(sys('open', p, () => fs.openSync(p, flags | fsc.O_NOFOLLOW, mode)), p, this.calls, true);
+    const fd = sys('open', p, () => fs.openSync(p, flags | fsc.O_NOFOLLOW, mode));
+    if ((flags & (fsc.O_CREAT | fsc.O_EXCL)) === (fsc.O_CREAT | fsc.O_EXCL)) {
+      try {
+        unmask(p, mode);
+      } catch (err) {
+        fs.closeSync(fd);
+        throw err;
+      }
+    }
+    return new HostFile(fd, p, this.calls, true);
   }
   async listWork(): Promise<string[]> {
     return fsp.readdir(this.workRoot);

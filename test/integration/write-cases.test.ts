@@ -147,6 +147,56 @@ describeIfKernelOverlay('write path, named cases: kernel overlayfs vs layerfs', 
     expect(layerfs).toBe('s 777\nt 777\no 777\ng 767\nk 2767\nr 4755\nc 644\nd 666\nc none\nd none\nstatus=0');
   });
 
+  test('new objects get the owner and mode the kernel gives: umask, set-gid directories, other users, over whiteouts', async () => {
+    // Objects made by the daemon's own ids are created in place, the others
+    // in the work directory then renamed: both must end the same. The
+    // daemon's umask (022 here) must not cut the modes asked for.
+    const NOBODY = 65534;
+    const { layerfs } = await compare(
+      (lower) => {
+        fs.mkdirSync(path.join(lower, 'sg'));
+        fs.chownSync(path.join(lower, 'sg'), 0, NOBODY);
+        fs.chmodSync(path.join(lower, 'sg'), 0o2777);
+        fs.mkdirSync(path.join(lower, 'pub'));
+        fs.chmodSync(path.join(lower, 'pub'), 0o1777);
+        fs.writeFileSync(path.join(lower, 'pub/lf'), 'lower');
+        fs.writeFileSync(path.join(lower, 'lf'), 'lower');
+      },
+      `as_nobody() { setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups "$@" 2>&1 | sed 's/.*: //'; }
+       mkdir up && chmod 777 up
+       (umask 0; touch u0; mkdir d0; mkfifo p0; ln -s u0 l0)
+       (umask 077; touch u77; mkdir d77)
+       (umask 0; node -e 'require("fs").closeSync(require("fs").openSync("su","wx",0o6755))')
+       touch sg/f; mkdir sg/d; mkdir -m 1777 sg/t; as_nobody touch sg/n
+       as_nobody touch pub/n; as_nobody mkdir pub/nd; as_nobody touch up/n
+       rm pub/lf; as_nobody sh -c 'echo n > pub/lf'
+       rm lf; (umask 0; touch lf)
+       stat -c '%n %a %u %g %F' u0 d0 p0 l0 u77 d77 su sg/f sg/d sg/t sg/n pub/n pub/nd up/n pub/lf lf`,
+      `stat -c '%n %a %u %g %F' u0 d0 p0 u77 d77 su sg/f sg/d sg/t sg/n pub/n pub/nd up/n pub/lf lf`,
+    );
+    expect(layerfs).toBe(
+      [
+        'u0 666 0 0 regular empty file',
+        'd0 777 0 0 directory',
+        'p0 666 0 0 fifo',
+        'l0 777 0 0 symbolic link',
+        'u77 600 0 0 regular empty file',
+        'd77 700 0 0 directory',
+        'su 6755 0 0 regular empty file',
+        `sg/f 644 0 ${NOBODY} regular empty file`,
+        `sg/d 2755 0 ${NOBODY} directory`,
+        `sg/t 3777 0 ${NOBODY} directory`,
+        `sg/n 644 ${NOBODY} ${NOBODY} regular empty file`,
+        `pub/n 644 ${NOBODY} ${NOBODY} regular empty file`,
+        `pub/nd 755 ${NOBODY} ${NOBODY} directory`,
+        `up/n 644 ${NOBODY} ${NOBODY} regular empty file`,
+        `pub/lf 644 ${NOBODY} ${NOBODY} regular file`,
+        'lf 666 0 0 regular empty file',
+        'status=0',
+      ].join('\n'),
+    );
+  });
+
   test('rm -rf X; mkdir X; mv X Y: the old lower X never comes back', async () => {
     const { layerfs } = await compare(
       (lower) => {
