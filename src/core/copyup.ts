@@ -31,8 +31,11 @@ export interface CopyUpHost {
   readonly syncData: boolean;
   resolve(path: MergedPath): Promise<Resolution>;
   tmpName(): string;
-  /** Called once the copy of `from` is in place as `upper`; cached lookups are stale from here on. */
-  copiedUp(path: MergedPath, from: LayerEntry, upper: Stat): void;
+  /**
+   * Called once the copy of `from` is in place as `upper`; cached lookups are
+   * stale from here on. ns: how long the copy took, data included.
+   */
+  copiedUp(path: MergedPath, from: LayerEntry, upper: Stat, ns: number): void;
 }
 
 const CHUNK = 1 << 20;
@@ -88,7 +91,7 @@ export class CopyUp {
       const top = winner(r)!;
       if (!isDir(top.stat)) return r; // the caller reports ENOTDIR
       if (top.layer !== 0) {
-        await this.commitLocked(cur, top, undefined);
+        await this.commitLocked(cur, top, undefined, process.hrtime.bigint());
         r = await this.host.resolve(cur);
       }
     }
@@ -97,12 +100,13 @@ export class CopyUp {
 
   private async copy(r: Resolution, top: LayerEntry): Promise<void> {
     const { host } = this;
+    const t0 = process.hrtime.bigint();
     if (!isReg(top.stat) || top.stat.size === 0) {
       await host.mutate(async () => {
         await this.dirsLocked(parentOf(r.path));
         const now = winner(await host.resolve(r.path));
         if (now === undefined || now.layer === 0) return;
-        await this.commitLocked(r.path, now, undefined);
+        await this.commitLocked(r.path, now, undefined, t0);
       });
       return;
     }
@@ -115,7 +119,7 @@ export class CopyUp {
         const now = winner(await host.resolve(r.path));
         // Gone, already copied up, or replaced meanwhile: drop this copy; ensure() looks again.
         if (now === undefined || now.layer === 0 || !sameObject(now, top)) return;
-        await this.commitLocked(r.path, now, tmp);
+        await this.commitLocked(r.path, now, tmp, t0);
       });
     } finally {
       await host.upper.unlink(tmp).catch(() => undefined);
@@ -164,7 +168,7 @@ export class CopyUp {
    * Builds (or finishes, given the data copy) the upper copy of `from` at the
    * merged path and renames it into place. The lock is held; the parent is upper.
    */
-  private async commitLocked(path: MergedPath, from: LayerEntry, dataCopy: Loc | undefined): Promise<void> {
+  private async commitLocked(path: MergedPath, from: LayerEntry, dataCopy: Loc | undefined, t0: bigint): Promise<void> {
     const { host } = this;
     const { upper } = host;
     const lp = layerPath(path);
@@ -188,7 +192,7 @@ export class CopyUp {
       await upper.rename(tmp, lp, RENAME_NOREPLACE);
       made = false;
       await upper.utimens(parentLp, pst.atimeNs, pst.mtimeNs);
-      host.copiedUp(path, from, await upper.lstat(lp));
+      host.copiedUp(path, from, await upper.lstat(lp), Number(process.hrtime.bigint() - t0));
     } finally {
       if (made && dataCopy === undefined) await upper.rmtree(tmp).catch(() => undefined);
     }

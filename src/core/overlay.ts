@@ -20,6 +20,7 @@ import { isMerged, resolveChild, resolveRoot, winner, type LayerEntry, type Reso
 import { Markers, probeMarkers, type MarkerConfig } from './markers';
 import { baseName, layerChild, layerPath, mergedPath, parentOf, type LayerPath, type MergedPath } from './paths';
 import { readMergedDir, type MergedDirEntry } from './readdir';
+import type { TraceHook } from './trace';
 import { isDir, isReg, isSymlink, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Stat, type StatFs } from './stat';
 import { isPrivateXattr, isWhiteoutName, readDirMarkers, WHITEOUT_PREFIX, type WhiteoutForm } from './whiteout';
 
@@ -116,6 +117,8 @@ export class Overlay {
   readonly cache: MetadataCache;
   /** Told about side effects the kernel cannot see (set by the transport). */
   onInvalidate: InvalidateHook | undefined;
+  /** Told about every decision while tracing is on (core/trace.ts); undefined otherwise. */
+  trace: TraceHook | undefined;
   private markers: Markers | undefined;
   private copyUp: CopyUp | undefined;
   private readonly lock = new Mutex();
@@ -161,7 +164,8 @@ export class Overlay {
         syncData: !(cfg.volatile ?? false),
         resolve: (p) => ov.resolve(p),
         tmpName: () => ov.tmpName(),
-        copiedUp: (path, from, st) => {
+        copiedUp: (path, from, st, ns) => {
+          ov.trace?.copiedUp(path, from.layer, isReg(from.stat) ? from.stat.size : 0, ns);
           // The mutation that copied up may look the path up again before it
           // ends (a rename copies up both parents): drop what is cached now.
           // The object now has an upper part, and its parent's upper
@@ -219,7 +223,10 @@ export class Overlay {
    */
   private async node(p: MergedPath): Promise<CachedNode> {
     const hit = this.cache.get(p);
-    if (hit !== undefined) return this.cache.statFresh(hit) ? hit : this.refreshStat(hit);
+    if (hit !== undefined) {
+      this.trace?.resolved(p, hit.r, hit.parent?.r, true);
+      return this.cache.statFresh(hit) ? hit : this.refreshStat(hit);
+    }
     // Read before the layers are: a mutation meanwhile keeps the result out.
     const version = this.cache.version;
     const seq = this.cache.now;
@@ -232,6 +239,7 @@ export class Overlay {
     if (top === undefined) throw fsError('ENOENT', 'lookup', parent.path);
     if (!isDir(top.stat)) throw fsError('ENOTDIR', 'lookup', parent.path);
     const r = await resolveChild(this.layers, parent.r, baseName(p));
+    this.trace?.resolved(p, r, parent.r, false);
     return this.cache.set(p, r, parent, version, seq);
   }
 
@@ -623,6 +631,11 @@ export class Overlay {
     return this.createNode('symlink', path, S_IFLNK | 0o777, caller, (upper, loc) => upper.symlink(target, loc));
   }
 
+  /** The layer an open file handle reads from (0: upper), for tracing. */
+  handleLayer(fh: number): number | undefined {
+    return this.files.get(fh)?.layer;
+  }
+
   /** create(2): a new regular file, opened. */
   async create(path: string, flags: number, mode: number, caller: Caller): Promise<{ fh: number; stat: Stat }> {
     let file: UpperFile | undefined;
@@ -666,6 +679,7 @@ export class Overlay {
     await this.mutate(async () => {
       const parent = await this.parentDirLocked(op, p);
       const existing = await resolveChild(this.layers, parent, name);
+      this.trace?.resolved(p, existing, parent, false);
       if (existing.entries.length > 0) throw fsError('EEXIST', op, p);
       const pst = winner(parent)!.stat;
       const setgidDir = (pst.mode & S_ISGID) !== 0;
@@ -719,7 +733,10 @@ export class Overlay {
     let inWork = true;
     try {
       await build(tmp);
-      if (dir && overWhiteout) await this.markers!.setOpaque(tmp);
+      if (dir && overWhiteout) {
+        await this.markers!.setOpaque(tmp);
+        this.trace?.marker(p, 'opaque', this.markers!.opaqueXattr);
+      }
       if (!overWhiteout) {
         await upper.rename(tmp, lp, RENAME_NOREPLACE);
         inWork = false;
@@ -793,6 +810,7 @@ export class Overlay {
       const parent = await this.parentDirLocked(op, p);
       const name = baseName(p);
       const r = await resolveChild(this.layers, parent, name);
+      this.trace?.resolved(p, r, parent, false);
       const top = winner(r);
       if (top === undefined) throw fsError('ENOENT', op, p);
       if (dir && !isDir(top.stat)) throw fsError('ENOTDIR', op, p);
@@ -815,11 +833,13 @@ export class Overlay {
       if (top.layer !== 0) {
         // Only in lower layers: hide it.
         await this.makeWhiteout(lp, parent);
+        this.trace?.marker(p, 'whiteout', this.markers!.config.whiteout);
         return;
       }
       if (lowerHas) {
         const tmp = { work: this.tmpName() };
         await this.makeWhiteout(tmp, parent);
+        this.trace?.marker(p, 'whiteout', this.markers!.config.whiteout);
         if (dir) {
           await upper.rename(tmp, lp, RENAME_EXCHANGE);
           await upper.rmtree(tmp);
@@ -954,6 +974,7 @@ export class Overlay {
     const sName = baseName(src);
     const rs = await resolveChild(this.layers, sParent, sName);
     const rd = await resolveChild(this.layers, dParent, baseName(dst));
+    this.trace?.resolved(src, rs, sParent, false);
     const s = winner(rs);
     const d = winner(rd);
     // Copied up outside the lock; if that raced with another change, again.
@@ -980,7 +1001,10 @@ export class Overlay {
     // opaque, so that whatever lower layers have (or later get) at its new
     // name never merges into it. The kernel does this before the upper
     // rename, so it stays even when that rename then fails.
-    if (sDir && isMerged(dParent)) await this.markers!.setOpaque(sLp);
+    if (sDir && isMerged(dParent)) {
+      await this.markers!.setOpaque(sLp);
+      this.trace?.marker(dst, 'opaque', this.markers!.opaqueXattr);
+    }
     if (dDir && !this.isPureUpperDir(rd) && d!.layer === 0) await this.emptyUpperDir(dLp);
     if (dOverWhiteout && sDir) {
       // A directory cannot replace a non-directory: swap with the whiteout,
@@ -999,6 +1023,7 @@ export class Overlay {
       await upper.rename(sLp, dLp, 0);
       await this.makeWhiteout(sLp, sParent);
     }
+    this.trace?.marker(src, 'whiteout', this.markers!.config.whiteout);
     return true;
   }
 
