@@ -17,7 +17,11 @@ import type { Caller, Overlay, SetAttr } from '../core/overlay';
 import { baseName, childPath, parentOf, type MergedPath } from '../core/paths';
 import type { Stat } from '../core/stat';
 import type { TimeSpec } from '../core/layer';
+import { describe } from './describe';
+import { Latencies } from './latency';
 import { NodeTable } from './nodes';
+import type { Recorder, RequestStart } from '../trace/recorder';
+import { errnoName, type TraceRecord } from '../trace/record';
 import * as P from './protocol';
 
 export interface SessionOptions {
@@ -54,6 +58,11 @@ interface DirHandle {
   entries?: { name: Buffer; type: number }[];
 }
 
+/** A LOOKUP answered "absent, and cache that" (nodeid 0): a success on the wire. */
+class NegativeEntry {
+  constructor(readonly reply: Buffer) {}
+}
+
 /** Names answered "absent" with a positive negative timeout, so a full invalidation can reach them. */
 const MAX_NEGATIVES = 65536;
 
@@ -86,6 +95,12 @@ export class FuseSession {
   private sinceEvict = Number.MAX_SAFE_INTEGER;
   /** Requests by operation name, for stats. */
   readonly byOp: Record<string, number> = {};
+  /** Error replies by operation name and errno name. */
+  readonly errors: Record<string, Record<string, number>> = {};
+  /** Request latencies by operation name (`layerfs status`). */
+  readonly latencies = new Latencies();
+  /** Set while tracing (records and live tails); undefined costs one check per request. */
+  tracer: Recorder | undefined;
 
   constructor(
     private readonly fd: number,
@@ -197,7 +212,17 @@ export class FuseSession {
     const name = P.OP_NAMES[req.opcode] ?? String(req.opcode);
     this.byOp[name] = (this.byOp[name] ?? 0) + 1;
     this.inflight++;
-    void this.dispatch(req).finally(() => {
+    const t0 = performance.now();
+    const rec = this.tracer === undefined ? undefined : this.traceBegin(req, name, t0);
+    void this.dispatch(req, name)
+      .catch((err: unknown) => {
+        this.opts.onUnexpected(name, `#${req.nodeid}`, err);
+        return constants.errno.EIO;
+      })
+      .then((errno) => {
+      const us = (performance.now() - t0) * 1000;
+      this.latencies.add(name, us);
+      if (rec !== undefined) this.tracer?.end(rec, errno, us);
       this.inflight--;
       if (this.inflight === 0 && !this.spinning && (this.opts.spinUsec ?? 0) > 0) {
         this.spinning = true;
@@ -226,11 +251,27 @@ export class FuseSession {
     }
   }
 
-  private async dispatch(req: P.Request): Promise<void> {
+  private traceBegin(req: P.Request, op: string, t0: number): TraceRecord {
+    const d = describe(req, this.nodes);
+    const start: RequestStart = { op, path: d.path, pid: req.pid, uid: req.uid, gid: req.gid };
+    if (d.path2 !== undefined) start.path2 = d.path2;
+    if (d.flags !== undefined) start.flags = d.flags;
+    if (d.fh !== undefined) start.handleLayer = this.ov.handleLayer(d.fh);
+    return this.tracer!.begin(start, performance.timeOrigin + t0);
+  }
+
+  private countError(op: string, errno: number): void {
+    const byErrno = (this.errors[op] ??= {});
+    const k = errnoName(errno);
+    byErrno[k] = (byErrno[k] ?? 0) + 1;
+  }
+
+  /** Serves one request; resolves with the errno answered (0: success or no reply). */
+  private async dispatch(req: P.Request, op: string): Promise<number> {
     const { opcode } = req;
     if (opcode === P.Op.FORGET) {
       this.nodes.forget(req.nodeid, Number(req.arg.readBigUInt64LE(0)));
-      return;
+      return 0;
     }
     if (opcode === P.Op.BATCH_FORGET) {
       const count = req.arg.readUInt32LE(0);
@@ -238,19 +279,28 @@ export class FuseSession {
         const o = 8 + i * 16;
         this.nodes.forget(Number(req.arg.readBigUInt64LE(o)), Number(req.arg.readBigUInt64LE(o + 8)));
       }
-      return;
+      return 0;
     }
-    if (opcode === P.Op.INTERRUPT) return; // every request is short or unstoppable
-    let payload: Buffer | Buffer[] | undefined;
+    if (opcode === P.Op.INTERRUPT) return 0; // every request is short or unstoppable
+    let payload: Buffer | Buffer[] | NegativeEntry | undefined;
     try {
       payload = await this.handle(req);
     } catch (err) {
-      if (isUnexpected(err)) this.opts.onUnexpected(P.OP_NAMES[opcode] ?? `op ${opcode}`, this.nodes.pathOf(req.nodeid) ?? `#${req.nodeid}`, err);
-      this.send(req.unique, toErrno(err));
-      return;
+      if (isUnexpected(err)) this.opts.onUnexpected(op, this.nodes.pathOf(req.nodeid) ?? `#${req.nodeid}`, err);
+      const errno = toErrno(err);
+      this.send(req.unique, errno);
+      this.countError(op, -errno);
+      return -errno;
+    }
+    if (payload instanceof NegativeEntry) {
+      // A success on the wire, ENOENT for the caller: counted and traced as such.
+      this.send(req.unique, 0, payload.reply);
+      this.countError(op, ENOENT);
+      return ENOENT;
     }
     this.send(req.unique, 0, payload);
     if (opcode === P.Op.INIT) this.initDone();
+    return 0;
   }
 
   private path(nodeid: number): MergedPath {
@@ -352,7 +402,7 @@ export class FuseSession {
     return { uid: req.uid, gid: req.gid, pid: req.pid };
   }
 
-  private async handle(req: P.Request): Promise<Buffer | Buffer[] | undefined> {
+  private async handle(req: P.Request): Promise<Buffer | Buffer[] | NegativeEntry | undefined> {
     const { ov } = this;
     const a = req.arg;
     switch (req.opcode) {
@@ -369,7 +419,7 @@ export class FuseSession {
           if (hasCode(err, 'ENOENT') && this.opts.negativeTimeout > 0) {
             if (this.negatives.size >= MAX_NEGATIVES) this.negatives.delete(this.negatives.values().next().value!);
             this.negatives.add(`${req.nodeid}/${name}`);
-            return P.negativeEntryOut(this.opts.negativeTimeout);
+            return new NegativeEntry(P.negativeEntryOut(this.opts.negativeTimeout));
           }
           throw err;
         }
