@@ -26,6 +26,7 @@ import type { Layer } from '../core/layer';
 import { mountAt, readMountinfo } from './mountinfo';
 import type { MountOptions } from './options';
 import { unmount } from './unmount';
+import { Control } from './control';
 import type { MountSpec } from './validate';
 
 export interface Logger {
@@ -74,7 +75,8 @@ export function fuseMountArgs(o: MountOptions, fd: number, readOnly: boolean): {
  */
 const HEAP_GROWING_PERCENT = 25;
 
-export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Promise<Served> {
+/** optionsText: the options as given, for `layerfs status`. */
+export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optionsText = ''): Promise<Served> {
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const layers: Layer[] = [];
   const names: string[] = [];
@@ -184,6 +186,31 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
   const mine = mountAt(spec.mountpoint);
   log.info(`mounted on ${spec.mountpoint}${mine ? ` (mount id ${mine.id})` : ''}`);
 
+  const control = new Control({
+    mountpoint: spec.mountpoint,
+    ov,
+    session,
+    layers,
+    names,
+    layerInfo: names.map((n, i) => ({
+      name: n,
+      root: layers[i].root,
+      served: i === 0 && upper !== undefined ? 'upper (writable)' : indexed[i - (upper !== undefined ? 1 : 0)] !== undefined ? 'from its index' : 'from the layer',
+    })),
+    options: optionsText,
+    log,
+    startedAt: Date.now(),
+    traceMaxBytes: o.traceMaxBytes,
+  });
+  await control.start();
+  if (o.trace !== undefined) {
+    try {
+      control.traceOn(o.trace);
+    } catch (err) {
+      log.error(`${(err as Error).message}; the mount goes on untraced ('layerfs trace on' retries)`);
+    }
+  }
+
   let finish!: (status: number) => void;
   const ended = new Promise<number>((r) => (finish = r));
   let ending = false;
@@ -192,6 +219,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger): Prom
     ending = true;
     log.info(`mount on ${spec.mountpoint} ended: ${why}`);
     for (const w of watchers) w.close();
+    control.close();
     ov.close().finally(() => {
       try {
         closeSync(fd);

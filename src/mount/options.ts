@@ -46,7 +46,16 @@ export interface MountOptions {
   spinUsec: number;
   /** The kernel enforces and caches the layers' POSIX ACLs (on; `noacl` turns it off, as in fuse-overlayfs). */
   posixAcl: boolean;
+  /**
+   * Trace every request from the start (trace, trace=FILE, or `--trace[=FILE]`):
+   * '' for the default file in the runtime directory.
+   */
+  trace?: string;
+  /** Size bound of the trace ring (trace_max_mb=, default 64). */
+  traceMaxBytes: number;
 }
+
+export const DEFAULT_TRACE_MAX_MB = 64;
 
 /** Default spin=: long enough to catch the next request of find or ls -l on the bench machine. */
 export const DEFAULT_SPIN_USEC = 200;
@@ -140,6 +149,7 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
     ignored: [],
     spinUsec: DEFAULT_SPIN_USEC,
     posixAcl: true,
+    traceMaxBytes: DEFAULT_TRACE_MAX_MB * 1024 * 1024,
     cache: {
       enabled: true,
       entryTimeout: DEFAULT_TIMEOUT,
@@ -253,6 +263,15 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
         case 'cache_mb':
           o.cache.maxBytes = count(key, need()) * 1024 * 1024;
           break;
+        case 'trace':
+          o.trace = value ?? '';
+          break;
+        case 'trace_max_mb': {
+          const mb = count(key, need());
+          if (mb < 1) throw new UsageError(`option 'trace_max_mb' must be at least 1, not '${mb}'`);
+          o.traceMaxBytes = mb * 1024 * 1024;
+          break;
+        }
         case 'spin':
           o.spinUsec = count(key, need());
           if (o.spinUsec > 100_000) throw new UsageError(`option 'spin' is in microseconds, at most 100000, not '${o.spinUsec}'`);
