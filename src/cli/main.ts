@@ -2,8 +2,10 @@
 // The layerfs command line: argument parsing only. Filesystem work lives in
 // src/mount (mount lifecycle) and src/core (the overlay).
 //
-// Exit status: 0 success; 1 the operation failed (mount failed, busy, ...);
-// 2 bad input (options, layers, mountpoint); nothing is mounted on 1 or 2.
+// Exit status: 0 success; 1 the operation failed (mount failed, busy, no
+// such mount, ...); 2 bad input (options, layers, mountpoint); nothing is
+// mounted on 1 or 2. `explain` exits 3 when the path is not in the merged
+// view (hidden or absent).
 import { spawn } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -14,6 +16,9 @@ import { cliEntry, serve, type Logger } from '../mount/daemon';
 import { parseMountOptions, UsageError } from '../mount/options';
 import { unmount, UnmountError } from '../mount/unmount';
 import { realDir, validateMount } from '../mount/validate';
+import type { TraceFilter } from '../trace/filter';
+import { parseErrno } from '../trace/record';
+import { EXIT_ABSENT, runExplain, runInvalidate, runStatus, runTraceQuery, runTraceSummary, runTraceSwitch, runTraceTail } from './observe';
 
 // Layer I/O runs on libuv's threadpool; with several slow layers the default
 // 4 threads would be the limit. Read by libuv when the pool first starts,
@@ -37,6 +42,7 @@ interface MountArgs {
   verbose: boolean;
   pidfile?: string;
   log?: string;
+  trace?: string;
 }
 
 function mountOptions(y: Argv) {
@@ -58,7 +64,11 @@ function mountOptions(y: Argv) {
     .option('foreground', { alias: 'f', type: 'boolean', default: false, describe: 'stay in the foreground' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'report layers, probes and decisions' })
     .option('pidfile', { type: 'string', describe: 'write the serving process id to this file' })
-    .option('log', { type: 'string', describe: 'file that receives the daemon\'s messages once it is in the background' });
+    .option('log', { type: 'string', describe: 'file that receives the daemon\'s messages once it is in the background' })
+    .option('trace', {
+      type: 'string',
+      describe: 'record every request from the start, into FILE (default: in the runtime directory; see layerfs status). Same as -o trace[=FILE]; the ring is bounded by -o trace_max_mb=N (64)',
+    });
 }
 
 function makeLogger(verbose: boolean, sendToParent: boolean): Logger & { detach(logFile?: string): void } {
@@ -84,11 +94,12 @@ async function runMount(a: MountArgs): Promise<void> {
   // [SOURCE] MOUNTPOINT, as mount(8) helpers and fuse-overlayfs take them.
   const [source, mountpoint] = a.second === undefined ? [undefined, a.first] : [a.first, a.second];
   const opts = parseMountOptions(a.o ?? [], source);
+  if (a.trace !== undefined) opts.trace = a.trace;
   const spec = validateMount(mountpoint, opts);
   const asChild = process.env[READY_ENV] === '1' && typeof process.send === 'function';
   if (!a.foreground && !asChild) return spawnDaemon();
   const log = makeLogger(a.verbose, asChild);
-  const served = await serve(spec, opts, log);
+  const served = await serve(spec, opts, log, (a.o ?? []).join(','));
   if (a.pidfile !== undefined) fs.writeFileSync(a.pidfile, `${process.pid}\n`);
   if (asChild) {
     process.send!({ kind: 'ready' });
@@ -193,6 +204,30 @@ function runIndexBuild(lowers: string[], dir: string, quiet: boolean): void {
   }
 }
 
+function filterOptions<T>(y: Argv<T>) {
+  return y
+    .option('op', { type: 'string', describe: 'operations, comma-separated (LOOKUP,OPEN,...)' })
+    .option('path', { type: 'string', describe: "path glob ('*' matches across '/')" })
+    .option('pid', { type: 'number', describe: 'caller process id' })
+    .option('errno', { type: 'string', describe: 'result: OK, ENOENT, 13, ...' });
+}
+
+function filterOf(a: { op?: string; path?: string; pid?: number; errno?: string }): TraceFilter {
+  const f: TraceFilter = {};
+  if (a.op !== undefined) f.ops = a.op.split(',').filter((o) => o !== '');
+  if (a.path !== undefined) f.path = a.path;
+  if (a.pid !== undefined) {
+    if (!Number.isInteger(a.pid) || a.pid < 0) throw new UsageError(`--pid needs a process id, not '${a.pid}'`);
+    f.pid = a.pid;
+  }
+  if (a.errno !== undefined) {
+    const e = parseErrno(a.errno);
+    if (e === undefined) throw new UsageError(`--errno: unknown errno '${a.errno}'`);
+    f.errno = e;
+  }
+  return f;
+}
+
 /** fuse-overlayfs and mount helpers pass "-oOPTS"; yargs would read that as -o -O -P ... */
 function splitAttachedO(argv: string[]): string[] {
   return argv.flatMap((a) => (a.startsWith('-o') && a.length > 2 && !a.startsWith('--') ? ['-o', a.slice(2)] : [a]));
@@ -248,6 +283,84 @@ export function main(argv: string[]): void {
           fail(err);
         }
       },
+    )
+    .command(
+      'status <mountpoint>',
+      'what a running mount is doing: layers, options, ops, errors, latencies, cache, copy-ups, tracing',
+      (y) => y.positional('mountpoint', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
+      (a) => runStatus(a.mountpoint, a.json).catch(fail),
+    )
+    .command(
+      'invalidate <mountpoint> [path]',
+      'drop cached state after changes made behind the mount (all of it, or PATH and below); usable as a Nix remount-hook',
+      (y) =>
+        y
+          .positional('mountpoint', { type: 'string', demandOption: true })
+          .positional('path', { type: 'string', describe: 'a path inside the mount, or relative to its root' })
+          .option('json', { type: 'boolean', default: false }),
+      (a) => runInvalidate(a.mountpoint, a.path, a.json).catch(fail),
+    )
+    .command('trace', 'record and read traces of every request', (y) =>
+      y
+        .command(
+          'on <mountpoint>',
+          'start recording into a trace file (SQLite, a ring bounded by trace_max_mb)',
+          (b) => b.positional('mountpoint', { type: 'string', demandOption: true }).option('file', { type: 'string', describe: 'trace file (default: in the runtime directory)' }).option('json', { type: 'boolean', default: false }),
+          (a) => runTraceSwitch(true, a.mountpoint, a.file, a.json).catch(fail),
+        )
+        .command(
+          'off <mountpoint>',
+          'stop recording',
+          (b) => b.positional('mountpoint', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
+          (a) => runTraceSwitch(false, a.mountpoint, undefined, a.json).catch(fail),
+        )
+        .command(
+          'tail <mountpoint>',
+          'stream requests live, like strace for the mount',
+          (b) => filterOptions(b.positional('mountpoint', { type: 'string', demandOption: true })).option('json', { type: 'boolean', default: false }),
+          (a) => runTraceTail(a.mountpoint, filterOf(a), a.json).catch(fail),
+        )
+        .command(
+          'summary <file>',
+          'ops by count and time, slowest calls, hottest paths, hits per layer, copy-ups by size, errors',
+          (b) => b.positional('file', { type: 'string', demandOption: true }).option('top', { type: 'number', default: 10 }).option('json', { type: 'boolean', default: false }),
+          (a) => {
+            try {
+              runTraceSummary(a.file, a.json, a.top);
+            } catch (err) {
+              fail(err);
+            }
+          },
+        )
+        .command(
+          'query <file>',
+          'select records (newest LIMIT, printed oldest first); exits 3 when none match',
+          (b) => filterOptions(b.positional('file', { type: 'string', demandOption: true })).option('limit', { type: 'number', default: 1000 }).option('json', { type: 'boolean', default: false }),
+          (a) => {
+            try {
+              if (runTraceQuery(a.file, filterOf(a), a.limit, a.json) === 0) process.exitCode = EXIT_ABSENT;
+            } catch (err) {
+              fail(err);
+            }
+          },
+        )
+        .demandCommand(1, 'trace: say what to do (on, off, tail, summary, query)'),
+    )
+    .command(
+      'explain <path>',
+      'why PATH resolves as it does: what each layer has there, which wins and why, what hides it (exit 3 when not visible)',
+      (y) =>
+        y
+          .positional('path', { type: 'string', demandOption: true, describe: 'a path inside a mount, or (with --lower) a path from the overlay root' })
+          .option('lower', { type: 'string', describe: 'offline: lower layers L1:L2 (leftmost on top), no mount needed' })
+          .option('upper', { type: 'string', describe: 'offline: the upper layer' })
+          .option('json', { type: 'boolean', default: false }),
+      (a) =>
+        runExplain(a.path, { lower: a.lower, upper: a.upper }, a.json)
+          .then((status) => {
+            process.exitCode = status;
+          })
+          .catch(fail),
     )
     .strictOptions()
     .help()
