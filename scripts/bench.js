@@ -156,7 +156,9 @@ class Mount {
     else {
       const pidfile = path.join(this.dir, 'pid');
       const lfOpts = indexDir === undefined ? opts : `${opts},lowerindex=on,index_dir=${indexDir}`;
-      sh('node', [CLI, 'mount', '-o', lfOpts, '--pidfile', pidfile, '--log', path.join(this.dir, 'log'), this.mnt], {
+      // layerfs-traced: the same mount recording every request (the tracing-overhead ratio).
+      const trace = impl === TRACED ? [`--trace=${path.join(this.dir, 'trace.sqlite')}`] : [];
+      sh('node', [CLI, 'mount', '-o', lfOpts, ...trace, '--pidfile', pidfile, '--log', path.join(this.dir, 'log'), this.mnt], {
         env: { ...process.env, LAYERFS_STATS_FILE: this.statsFile },
       });
       this.pid = Number(fs.readFileSync(pidfile, 'utf8'));
@@ -220,6 +222,9 @@ function timedNode(code, arg) {
 }
 
 const PASSES = ['cold', 'hot', 'hot2'];
+/** A layerfs mount with tracing on; run for these workloads, reported as a ratio to plain layerfs. */
+const TRACED = 'layerfs-traced';
+const TRACED_WORKLOADS = ['find', 'stat'];
 
 function workloads(m) {
   const lowerFiles = m.files;
@@ -309,12 +314,13 @@ async function main() {
     for (let run = 0; run < o.runs; run++) {
       for (const w of names) {
         // Alternate the order between runs, so no implementation always goes first.
-        const order = o.impl.map((_, i) => o.impl[(i + run) % o.impl.length]);
+        const impls = o.impl.includes('layerfs') && TRACED_WORKLOADS.includes(w) ? [...o.impl, TRACED] : o.impl;
+        const order = impls.map((_, i) => impls[(i + run) % impls.length]);
         for (const impl of order) {
           await new Promise((r) => setImmediate(r));
           if (stopping) throw new Error('interrupted');
           dropCaches();
-          const m = new Mount(impl, runBase, lower, impl === 'layerfs' ? indexDir : undefined);
+          const m = new Mount(impl, runBase, lower, impl === 'layerfs' || impl === TRACED ? indexDir : undefined);
           mounts.push(m);
           try {
             const times = [];
@@ -364,6 +370,18 @@ function report(o, manifest, names, results, calls, peakRss) {
   process.stdout.write(line(cols) + '\n' + width.map((n) => '-'.repeat(n)).join('  ') + '\n');
   for (const r of rows) process.stdout.write(line(r) + '\n');
   process.stdout.write(`layerfs daemon peak RSS: ${(peakRss / 1048576).toFixed(1)} MiB\n`);
+  const traced = names.filter((w) => results[w].cold[TRACED] !== undefined);
+  if (traced.length > 0) {
+    process.stdout.write('tracing overhead (layerfs with --trace / without, medians):');
+    for (const w of traced) {
+      for (const mode of PASSES) {
+        const r = median(results[w][mode][TRACED]) / median(results[w][mode].layerfs);
+        process.stdout.write(` ${w} ${mode} ${r.toFixed(2)}`);
+        json.push({ workload: w, mode, tracedOverUntraced: r, runs: results[w][mode][TRACED] });
+      }
+    }
+    process.stdout.write('\n');
+  }
   const out = path.join(o.dir, `results-${o.paths}.json`);
   fs.writeFileSync(out, JSON.stringify({ paths: o.paths, inodes: manifest.inodes, runs: o.runs, index: manifest.indexSeconds !== undefined, indexSeconds: manifest.indexSeconds, peakRss, results: json }, null, 1));
   process.stdout.write(`(all runs: ${out})\n`);
