@@ -95,6 +95,8 @@ async function runMount(a: MountArgs): Promise<void> {
   const [source, mountpoint] = a.second === undefined ? [undefined, a.first] : [a.first, a.second];
   const opts = parseMountOptions(a.o ?? [], source);
   if (a.trace !== undefined) opts.trace = a.trace;
+  // Relative to where the command was typed, not to the daemon.
+  if (opts.trace !== undefined && opts.trace !== '') opts.trace = path.resolve(opts.trace);
   const spec = validateMount(mountpoint, opts);
   const asChild = process.env[READY_ENV] === '1' && typeof process.send === 'function';
   if (!a.foreground && !asChild) return spawnDaemon();
@@ -208,17 +210,17 @@ function filterOptions<T>(y: Argv<T>) {
   return y
     .option('op', { type: 'string', describe: 'operations, comma-separated (LOOKUP,OPEN,...)' })
     .option('path', { type: 'string', describe: "path glob ('*' matches across '/')" })
-    .option('pid', { type: 'number', describe: 'caller process id' })
+    .option('pid', { type: 'string', describe: 'caller process id' })
     .option('errno', { type: 'string', describe: 'result: OK, ENOENT, 13, ...' });
 }
 
-function filterOf(a: { op?: string; path?: string; pid?: number; errno?: string }): TraceFilter {
+function filterOf(a: { op?: string; path?: string; pid?: string; errno?: string }): TraceFilter {
   const f: TraceFilter = {};
   if (a.op !== undefined) f.ops = a.op.split(',').filter((o) => o !== '');
   if (a.path !== undefined) f.path = a.path;
   if (a.pid !== undefined) {
-    if (!Number.isInteger(a.pid) || a.pid < 0) throw new UsageError(`--pid needs a process id, not '${a.pid}'`);
-    f.pid = a.pid;
+    if (!/^\d+$/.test(a.pid)) throw new UsageError(`--pid needs a process id, not '${a.pid}'`);
+    f.pid = Number(a.pid);
   }
   if (a.errno !== undefined) {
     const e = parseErrno(a.errno);
@@ -234,6 +236,12 @@ function splitAttachedO(argv: string[]): string[] {
 }
 
 export function main(argv: string[]): void {
+  // Output piped into a reader that stops early (| head): end quietly, as
+  // GNU tools do, instead of an EPIPE stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   yargs(splitAttachedO(argv))
     .scriptName('layerfs')
     .usage('layerfs: a userspace overlay filesystem on FUSE, compatible with kernel overlayfs layers')
@@ -318,7 +326,10 @@ export function main(argv: string[]): void {
           'tail <mountpoint>',
           'stream requests live, like strace for the mount',
           (b) => filterOptions(b.positional('mountpoint', { type: 'string', demandOption: true })).option('json', { type: 'boolean', default: false }),
-          (a) => runTraceTail(a.mountpoint, filterOf(a), a.json).catch(fail),
+          (a) =>
+            Promise.resolve()
+              .then(() => runTraceTail(a.mountpoint, filterOf(a), a.json))
+              .catch(fail),
         )
         .command(
           'summary <file>',

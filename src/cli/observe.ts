@@ -3,6 +3,7 @@
 // or reads a trace file / the layers directly, and prints for people (aligned,
 // coloured on a terminal) or, with --json, one JSON document per answer (one
 // per line for streams).
+import * as path from 'path';
 import { ControlError, layerfsMountAt, layerfsMountOf, request, stream } from '../control/client';
 import { explain, type Explanation } from '../core/explain';
 import { mergedPath } from '../core/paths';
@@ -13,6 +14,7 @@ import { errnoName, type TraceRecord } from '../trace/record';
 import { query, summarize } from '../trace/report';
 import { openTraceFile } from '../trace/store';
 import { realDir } from '../mount/validate';
+import { UsageError } from '../mount/options';
 import { bold, bytes, cyan, dim, green, isoTime, micros, red, table, yellow } from './format';
 
 /** explain's exit status when the path is not in the merged view. */
@@ -22,6 +24,15 @@ const out = (s: string): void => {
   process.stdout.write(`${s}\n`);
 };
 const json = (v: unknown): void => out(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)));
+
+/** A path from the overlay root; '.' and '..' are refused as bad input. */
+function checkedPath(p: string): ReturnType<typeof mergedPath> {
+  try {
+    return mergedPath(p);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 export async function runStatus(mountpoint: string, asJson: boolean): Promise<void> {
   const mp = layerfsMountAt(mountpoint);
@@ -55,7 +66,7 @@ export async function runInvalidate(mountpoint: string, p: string | undefined, a
   if (p !== undefined) {
     // A path inside the mount, or one already relative to its root.
     inside = p.startsWith(`${mp}/`) ? p.slice(mp.length) : p === mp ? '/' : p;
-    mergedPath(inside); // rejects . and ..
+    checkedPath(inside);
   }
   const r = await request(mp, { cmd: 'invalidate', ...(inside !== undefined ? { path: inside } : {}) });
   if (asJson) return json(r);
@@ -64,7 +75,8 @@ export async function runInvalidate(mountpoint: string, p: string | undefined, a
 
 export async function runTraceSwitch(on: boolean, mountpoint: string, file: string | undefined, asJson: boolean): Promise<void> {
   const mp = layerfsMountAt(mountpoint);
-  const r = await request(mp, { cmd: 'trace', on, ...(file !== undefined ? { file } : {}) });
+  // Relative to where the command was typed, not to the daemon.
+  const r = await request(mp, { cmd: 'trace', on, ...(file !== undefined ? { file: path.resolve(file) } : {}) });
   if (asJson) return json(r);
   if (on) out(`${mp}: tracing to ${String(r.file)}`);
   else out(`${mp}: tracing off${r.file ? ` (records in ${String(r.file)})` : ''}`);
@@ -178,7 +190,7 @@ export async function runExplain(p: string, offline: { lower?: string; upper?: s
         layers.push(new HostLayer(realDir('lower layer', l)));
         names.push(`lower${i + 1}`);
       });
-    x = await explain(layers, names, mergedPath(p));
+    x = await explain(layers, names, checkedPath(p));
   } else {
     if (offline.upper !== undefined) throw new ControlError('--upper needs --lower (offline explain)');
     const { mountpoint, inside } = layerfsMountOf(p);

@@ -66,6 +66,8 @@ export const Op = {
   COPY_FILE_RANGE: 47,
   SYNCFS: 50,
   TMPFILE: 51,
+  /** Sent by kernels with FUSE_STATX; not served (ENOSYS: the kernel falls back to GETATTR). */
+  STATX: 52,
 } as const;
 
 export const OP_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Op).map(([k, v]) => [v, k.toLowerCase()]));

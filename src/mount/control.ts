@@ -135,7 +135,13 @@ export class Control {
       },
       trace: (req, reply) => {
         if (req.on === true) {
-          const file = this.traceOn(typeof req.file === 'string' ? req.file : undefined);
+          let file: string;
+          try {
+            file = this.traceOn(typeof req.file === 'string' ? req.file : undefined);
+          } catch (err) {
+            reply.end({ ok: false, error: (err as Error).message }); // the user's mistake: no stack in the log
+            return;
+          }
           reply.end({ ok: true, tracing: true, file });
         } else {
           const file = this.store?.file ?? null;

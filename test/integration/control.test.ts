@@ -258,6 +258,9 @@ describeIfFuse('tracing, control channel and explain on a live mount', () => {
       [['trace', 'query', path.join(base, 'plain'), '--errno', 'EBOGUS'], 2, /unknown errno 'EBOGUS'/],
       [['explain', '/x', '--lower', path.join(base, 'missing')], 2, /lower layer .* (does not exist|no such)/i],
       [['explain', path.join(base, 'plain')], 1, /is not inside a layerfs mount/],
+      [['explain', '../x', '--lower', base], 2, /path component '\.\.' not allowed/],
+      [['trace', 'tail', path.join(base, 'plain'), '--pid', 'abc'], 2, /--pid needs a process id, not 'abc'/],
+      [['trace', 'on', path.join(base, 'plain')], 1, /is not a mountpoint/],
     ];
     for (const [args, status, msg] of cases) {
       const r = cli(args);
