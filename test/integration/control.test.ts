@@ -40,7 +40,7 @@ describeIfFuse('tracing, control channel and explain on a live mount', () => {
       fs.writeFileSync(path.join(root, p), content);
     };
     put(s.l2, 'only2', 'only in lower2\n');
-    for (const p of ['wo/chr', 'wo/wh', 'wo/xa', 'op/hidden', 'opq/hidden', 'uop/hidden', 'd/b']) put(s.l2, p, 'lower2');
+    for (const p of ['wo/chr', 'wo/wh', 'wo/xa', 'wo2/uxa', 'op/hidden', 'opq/hidden', 'uop/hidden', 'fop/hidden', 'd/b']) put(s.l2, p, 'lower2');
     put(s.l1, 'victim', 'v');
     put(s.l1, 'w', 'lower1 data');
     put(s.l1, 'd/b', 'lower1 b');
@@ -53,6 +53,11 @@ describeIfFuse('tracing, control channel and explain on a live mount', () => {
     native().lsetxattr(path.join(s.l1, 'wo'), 'trusted.overlay.opaque', Buffer.from('x'), 0);
     native().lsetxattr(path.join(s.l1, 'wo/xa'), 'trusted.overlay.whiteout', Buffer.from(''), 0);
     native().lsetxattr(path.join(s.l1, 'op'), 'trusted.overlay.opaque', Buffer.from('y'), 0);
+    put(s.l1, 'wo2/uxa', '');
+    native().lsetxattr(path.join(s.l1, 'wo2'), 'user.overlay.opaque', Buffer.from('x'), 0);
+    native().lsetxattr(path.join(s.l1, 'wo2/uxa'), 'user.overlay.whiteout', Buffer.from(''), 0);
+    put(s.l1, 'fop/mine');
+    native().lsetxattr(path.join(s.l1, 'fop'), 'user.fuseoverlayfs.opaque', Buffer.from('y'), 0);
     put(s.upper, 'uop/new');
     native().lsetxattr(path.join(s.upper, 'uop'), 'user.overlay.opaque', Buffer.from('y'), 0);
     put(s.upper, 'd/a', 'upper a');
@@ -229,6 +234,8 @@ describeIfFuse('tracing, control channel and explain on a live mount', () => {
       ['/op/hidden', 3, "hidden: lower1's directory /op is opaque (trusted.overlay.opaque)"],
       ['/opq/hidden', 3, "hidden: lower1's directory /opq is opaque (.wh..wh..opq)"],
       ['/uop/hidden', 3, "hidden: upper's directory /uop is opaque (user.overlay.opaque)"],
+      ['/wo2/uxa', 3, 'hidden by a whiteout (xattr) in lower1 at /wo2/uxa'],
+      ['/fop/hidden', 3, "hidden: lower1's directory /fop is opaque (user.fuseoverlayfs.opaque)"],
     ];
     for (const [p, status, verdict] of cases) {
       const a = offline(p);

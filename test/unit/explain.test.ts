@@ -22,6 +22,9 @@ export function fixture(): MemoryLayer[] {
   l1.file('op/mine', 'm').setxattr('op', 'trusted.overlay.opaque', 'y');
   l1.file('opq/mine', 'm').file('opq/.wh..wh..opq');
   l1.file('shadow', 'a file over a directory');
+  l1.file('fop/mine').setxattr('fop', 'user.fuseoverlayfs.opaque', 'y');
+  l2.file('fop/hidden', 'h').file('wo2/uxa', 'x');
+  l1.file('wo2/uxa').setxattr('wo2', 'user.overlay.opaque', 'x').setxattr('wo2/uxa', 'user.overlay.whiteout', '');
   upper.file('uop/new', 'n').setxattr('uop', 'user.overlay.opaque', 'y');
   upper.file('d/a', 'upper a');
   return [upper, l1, l2];
@@ -64,6 +67,7 @@ describe('explain', () => {
     ['/wo/chr', 'chardev'],
     ['/wo/wh', 'wh-file'],
     ['/wo/xa', 'xattr'],
+    ['/wo2/uxa', 'xattr'],
   ])('%s is hidden by a whiteout of form %s in lower1', async (p, form) => {
     const e = await x(p);
     expect(e.present).toBe(false);
@@ -85,6 +89,7 @@ describe('explain', () => {
     ['/op', 'trusted.overlay.opaque', 'lower1'],
     ['/opq', '.wh..wh..opq', 'lower1'],
     ['/uop', 'user.overlay.opaque', 'upper'],
+    ['/fop', 'user.fuseoverlayfs.opaque', 'lower1'],
   ])('a lookup under opaque %s (%s) names that directory', async (dir, form, layer) => {
     const e = await x(`${dir}/hidden`);
     expect(e.present).toBe(false);
