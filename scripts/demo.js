@@ -122,6 +122,12 @@ async function main() {
   say(`\n$ ls merged/${replaced}/share/doc\n${fs.readdirSync(path.join(mnt, replaced, 'share', 'doc')).join('  ')}`);
   const r = spawnSync('touch', [path.join(mnt, 'new-file')], { encoding: 'utf8' });
   say(`\n$ touch merged/new-file\n${r.stderr.trim()}`);
+  for (const p of [`${newer}/bin/bash`, deleted[0]]) {
+    const x = spawnSync(cli, ['explain', path.join(mnt, p)], { encoding: 'utf8' });
+    say(`\n$ layerfs explain merged/${p}   # exit ${x.status}\n${(x.stdout + x.stderr).trimEnd()}`);
+  }
+  const st = spawnSync(cli, ['status', mnt], { encoding: 'utf8' });
+  say(`\n$ layerfs status merged | head -12\n${(st.stdout + st.stderr).split('\n').slice(0, 12).join('\n')}`);
   const files = sh('find', [mnt, '-type', 'f']).split('\n').filter(Boolean).length;
   say(`\n$ find merged -type f | wc -l\n${files}`);
 }
