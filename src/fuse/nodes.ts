@@ -15,6 +15,7 @@
 // that have no nodes below them; the session asks the kernel to drop their
 // dentries (FUSE_NOTIFY_INVAL_ENTRY), and the FORGET that follows removes them.
 import { type MergedPath, ROOT, components } from '../core/paths';
+import type { Stat } from '../core/stat';
 import { FUSE_ROOT_ID } from './protocol';
 
 export interface Node {
@@ -30,6 +31,12 @@ export interface Node {
   stamp: string | undefined;
   /** The kernel was asked to drop it; not asked again until it is looked up again. */
   evicting: boolean;
+  /**
+   * A directory's attributes as last answered, valid while the overlay's
+   * cache version is still attrVersion (no mutation anywhere since).
+   */
+  attr?: Stat;
+  attrVersion?: number;
 }
 
 function key(parentId: number, name: string): string {
@@ -96,6 +103,19 @@ export class NodeTable {
   }
 
   /** Sets the node's open stamp; true when it is unchanged since the last open. */
+  /** Attributes kept on node id at cache version `version`, if still current. */
+  attrOf(id: number, version: number): Stat | undefined {
+    const n = this.byId.get(id);
+    return n !== undefined && n.attrVersion === version ? n.attr : undefined;
+  }
+
+  keepAttr(id: number, st: Stat, version: number): void {
+    const n = this.byId.get(id);
+    if (n === undefined) return;
+    n.attr = st;
+    n.attrVersion = version;
+  }
+
   stamp(id: number, st: { mtimeNs: bigint; size: number; ino: bigint }): boolean {
     const n = this.byId.get(id);
     if (n === undefined) return false;

@@ -316,10 +316,15 @@ export class FuseSession {
     return childPath(this.path(nodeid), name);
   }
 
-  /** The entry for name in directory node parentId; the kernel will hold the node. */
-  private entry(parentId: number, name: string, st: Stat): Buffer {
+  /**
+   * The entry for name in directory node parentId; the kernel will hold the
+   * node. version: the overlay cache version read before st was, to keep a
+   * directory's attributes on its node (see GETATTR).
+   */
+  private entry(parentId: number, name: string, st: Stat, version?: number): Buffer {
     const node = this.nodes.remember(parentId, name);
     if (node === undefined) throw Object.assign(new Error('stale node'), { code: 'ENOENT' });
+    if (version !== undefined && this.opts.kernelCache && this.ov.cache.enabled && (st.mode & 0o170000) === 0o040000) this.nodes.keepAttr(node.id, st, version);
     // A round at most every twentieth of the bound in new lookups: nodes
     // being evicted stay until their FORGET, and a round that finds nothing
     // new to evict must not be repeated (it scans the table) on every lookup.
@@ -413,8 +418,9 @@ export class FuseSession {
       case P.Op.LOOKUP: {
         const name = P.cstrings(a, 1)[0];
         const p = this.child(req.nodeid, name);
+        const version = ov.cache.version;
         try {
-          return this.entry(req.nodeid, name, await ov.getattr(p));
+          return this.entry(req.nodeid, name, await ov.getattr(p), version);
         } catch (err) {
           if (hasCode(err, 'ENOENT') && this.opts.negativeTimeout > 0) {
             if (this.negatives.size >= MAX_NEGATIVES) this.negatives.delete(this.negatives.values().next().value!);
@@ -428,7 +434,18 @@ export class FuseSession {
         const flags = a.readUInt32LE(0);
         const fh = Number(a.readBigUInt64LE(8));
         const p = this.nodes.pathOf(req.nodeid);
-        const st = p === undefined && flags & P.FUSE_GETATTR_FH ? await ov.fgetattr(fh) : await ov.getattr(this.path(req.nodeid));
+        if (p === undefined && flags & P.FUSE_GETATTR_FH) return this.attr(await ov.fgetattr(fh));
+        // A directory's attributes are kept on its node while nothing has
+        // changed anywhere (the cache version, bumped by every mutation and
+        // invalidation): the kernel asks again for every directory it has
+        // read (fuse_invalidate_atime), and its node outlives the daemon
+        // cache's entry for it.
+        const caching = this.opts.kernelCache && ov.cache.enabled;
+        const version = ov.cache.version;
+        const kept = caching ? this.nodes.attrOf(req.nodeid, version) : undefined;
+        if (kept !== undefined) return this.attr(kept);
+        const st = await ov.getattr(this.path(req.nodeid));
+        if (caching && (st.mode & 0o170000) === 0o040000) this.nodes.keepAttr(req.nodeid, st, version);
         return this.attr(st);
       }
       case P.Op.SETATTR: {
@@ -683,6 +700,7 @@ export class FuseSession {
     // For plus: each entry's path and attributes, undefined for "." and ".."
     // and for entries gone since the listing was read.
     const plusOf: Array<{ name: string; st: Stat } | undefined> = [];
+    const version = this.ov.cache.version;
     if (plus) {
       for (let i = offset; i < end; i++) {
         if (i < 2 || this.closed) {
@@ -708,7 +726,7 @@ export class FuseSession {
         const x = plusOf[i - offset];
         // Node id 0 (all zeros): the kernel links nothing for this entry.
         if (x === undefined) out.fill(0, used, used + P.ENTRY_OUT_SIZE);
-        else this.entry(req.nodeid, x.name, x.st).copy(out, used);
+        else this.entry(req.nodeid, x.name, x.st, version).copy(out, used);
         used += P.ENTRY_OUT_SIZE;
       }
       used += P.writeDirent(out, used, UNKNOWN_INO, i + 1, e.type >> 12, e.name);
