@@ -220,15 +220,15 @@ export class FuseSession {
         return constants.errno.EIO;
       })
       .then((errno) => {
-      const us = (performance.now() - t0) * 1000;
-      this.latencies.add(name, us);
-      if (rec !== undefined) this.tracer?.end(rec, errno, us);
-      this.inflight--;
-      if (this.inflight === 0 && !this.spinning && (this.opts.spinUsec ?? 0) > 0) {
-        this.spinning = true;
-        setImmediate(this.spin);
-      }
-    });
+        const us = (performance.now() - t0) * 1000;
+        this.latencies.add(name, us);
+        if (rec !== undefined) this.tracer?.end(rec, errno, us);
+        this.inflight--;
+        if (this.inflight === 0 && !this.spinning && (this.opts.spinUsec ?? 0) > 0) {
+          this.spinning = true;
+          setImmediate(this.spin);
+        }
+      });
   }
 
   private end(why: string): void {
