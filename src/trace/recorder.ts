@@ -49,13 +49,28 @@ export class Recorder implements TraceHook {
   }
 
   begin(s: RequestStart, startMs: number): TraceRecord {
-    const r: TraceRecord = { ts: startMs, op: s.op, path: s.path, errno: 0, durUs: 0, pid: s.pid, uid: s.uid, gid: s.gid, comm: this.comm(s.pid) };
-    if (s.path2 !== undefined) r.path2 = s.path2;
-    if (s.flags !== undefined) r.flags = s.flags;
-    if (s.handleLayer !== undefined) {
-      r.layer = this.layerNames[s.handleLayer];
-      r.decision = `open file in ${r.layer}`;
-    }
+    // Every field present from the start (one object shape for all records;
+    // undefined ones are left out of JSON and stored as NULL).
+    const layer = s.handleLayer !== undefined ? this.layerNames[s.handleLayer] : undefined;
+    const r: TraceRecord = {
+      ts: startMs,
+      op: s.op,
+      path: s.path,
+      path2: s.path2,
+      flags: s.flags,
+      errno: 0,
+      durUs: 0,
+      pid: s.pid,
+      uid: s.uid,
+      gid: s.gid,
+      comm: this.comm(s.pid),
+      layer,
+      decision: layer !== undefined ? `open file in ${layer}` : undefined,
+      cache: undefined,
+      copyupBytes: undefined,
+      copyupUs: undefined,
+      marker: undefined,
+    };
     if (s.path !== '') this.inflight.set(s.path, r);
     return r;
   }
@@ -69,7 +84,7 @@ export class Recorder implements TraceHook {
     if (this.subscribers.size > 0) {
       this.pending.push(r);
       if (this.fanout === undefined) {
-        // Batched like the store: one write per subscriber per 100 ms.
+        // Batched: one write per subscriber per 100 ms.
         this.fanout = setTimeout(() => this.flushSubscribers(), 100);
         this.fanout.unref();
       }
