@@ -49,6 +49,8 @@ export interface CachedNode {
   listSeq: number;
   /** Estimated size in bytes, for the cache's byte bound. */
   size: number;
+  /** The cache's get count when this node's recency was last refreshed as an ancestor. */
+  tick: number;
 }
 
 // Live heap bytes, measured (V8, Node 20: heap after a full GC, walk of a
@@ -57,6 +59,9 @@ export interface CachedNode {
 const STAT_BYTES = 330;
 const NODE_BYTES = 480;
 const LISTING_ENTRY_BYTES = 100;
+
+/** See get(): at most this many gets between two refreshes of an ancestor's recency. */
+const ANCESTOR_REFRESH = 32;
 
 function estimate(n: CachedNode): number {
   let s = NODE_BYTES + n.path.length * 2 + n.r.entries.length * STAT_BYTES;
@@ -90,9 +95,13 @@ export class MetadataCache {
   misses = 0;
   drops = 0;
   statRefreshes = 0;
+  private ticks = 0;
+  /** Gets between two recency refreshes of an ancestor (ANCESTOR_REFRESH, less for tiny caches). */
+  private readonly refreshGap: number;
 
   /** limits undefined: caching off (every lookup reads the layers). */
   constructor(limits: CacheLimits | undefined) {
+    this.refreshGap = Math.max(1, Math.min(ANCESTOR_REFRESH, Math.floor((limits?.maxEntries ?? 0) / 64)));
     if (limits !== undefined && limits.maxEntries > 0) {
       this.nodes = new LRUCache<string, CachedNode>({
         max: limits.maxEntries,
@@ -130,12 +139,21 @@ export class MetadataCache {
       this.misses++;
       return undefined;
     }
+    // Ancestors must stay more recent than their descendants (an evicted
+    // ancestor kills everything below it). Refreshing each one on every hit
+    // below it was a sixth of the daemon's time listing a big directory; once
+    // per ANCESTOR_REFRESH gets keeps an ancestor at most that many gets
+    // behind its most recently used descendant, far from the LRU's end.
+    const tick = ++this.ticks;
     for (let a: CachedNode | undefined = n; a !== undefined; a = a.parent) {
       if (a.dead) {
         this.misses++;
         return undefined;
       }
-      if (a !== n) this.nodes!.get(a.path);
+      if (a !== n && tick - a.tick >= this.refreshGap) {
+        a.tick = tick;
+        this.nodes!.get(a.path);
+      }
     }
     this.hits++;
     return n;
@@ -151,7 +169,7 @@ export class MetadataCache {
    * number read before the layers were. Stored only if nothing changed since.
    */
   set(path: MergedPath, r: Resolution, parent: CachedNode | undefined, version: number, seq: number): CachedNode {
-    const n: CachedNode = { path, r, parent, dead: false, statSeq: seq, listSeq: -1, size: 0 };
+    const n: CachedNode = { path, r, parent, dead: false, statSeq: seq, listSeq: -1, size: 0, tick: this.ticks };
     if (this.nodes !== undefined && version === this.version && (parent === undefined || !parent.dead)) {
       n.size = estimate(n);
       this.nodes.set(path, n);
