@@ -102,7 +102,6 @@ export class NodeTable {
     }
   }
 
-  /** Sets the node's open stamp; true when it is unchanged since the last open. */
   /** Attributes kept on node id at cache version `version`, if still current. */
   attrOf(id: number, version: number): Stat | undefined {
     const n = this.byId.get(id);
@@ -116,6 +115,7 @@ export class NodeTable {
     n.attrVersion = version;
   }
 
+  /** Sets the node's open stamp; true when it is unchanged since the last open. */
   stamp(id: number, st: { mtimeNs: bigint; size: number; ino: bigint }): boolean {
     const n = this.byId.get(id);
     if (n === undefined) return false;

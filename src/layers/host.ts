@@ -53,7 +53,6 @@ function lstatHost(path: string): Stat {
   return statFromNode(st);
 }
 
-/** Calls a synchronous function (native addon or Node fs), turning its error into an FsError. */
 // The process umask, read once: nothing in layerfs changes it. Creating calls
 // apply their modes exactly (the UpperLayer contract), so a mode the umask
 // would cut is set again with chmod after creating, which costs a system call
@@ -65,6 +64,7 @@ function unmask(p: string, mode: number): void {
   if ((mode & 0o777 & UMASK) !== 0) sys('chmod', p, () => fs.chmodSync(p, mode & 0o7777));
 }
 
+/** Calls a synchronous function (native addon or Node fs), turning its error into an FsError. */
 function sys<T>(syscall: string, path: string, fn: () => T): T {
   try {
     return fn();
