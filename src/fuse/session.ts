@@ -15,7 +15,7 @@ import { native, type PollHandle } from '../native';
 import { hasCode, isUnexpected, toErrno } from '../core/errors';
 import type { Caller, Overlay, SetAttr } from '../core/overlay';
 import { baseName, childPath, parentOf, type MergedPath } from '../core/paths';
-import type { Stat } from '../core/stat';
+import { isDir, type Stat } from '../core/stat';
 import type { TimeSpec } from '../core/layer';
 import { describe } from './describe';
 import { Latencies } from './latency';
@@ -367,7 +367,7 @@ export class FuseSession {
    * 1M-entry walk's peak RSS from 184 to 201 MiB.
    */
   private keepDirAttr(id: number, st: Stat, version: number): void {
-    if (!this.opts.kernelCache || !this.ov.cache.enabled || (st.mode & 0o170000) !== 0o040000) return;
+    if (!this.opts.kernelCache || !this.ov.cache.enabled || !isDir(st)) return;
     if (this.evictions > 0) return;
     this.nodes.keepAttr(id, st, version);
   }
@@ -446,18 +446,19 @@ export class FuseSession {
       case P.Op.GETATTR: {
         const flags = a.readUInt32LE(0);
         const fh = Number(a.readBigUInt64LE(8));
-        const p = this.nodes.pathOf(req.nodeid);
-        if (p === undefined && flags & P.FUSE_GETATTR_FH) return this.attr(await ov.fgetattr(fh));
         // A directory's attributes are kept on its node while nothing has
         // changed anywhere (the cache version, bumped by every mutation and
         // invalidation): the kernel asks again for every directory it has
         // read (fuse_invalidate_atime), and its node outlives the daemon
-        // cache's entry for it.
-        const caching = this.opts.kernelCache && ov.cache.enabled;
+        // cache's entry for it. Looked at first: no path is built for them
+        // (an unlinked node's attributes are never current, unlink bumps the
+        // version).
         const version = ov.cache.version;
-        const kept = caching ? this.nodes.attrOf(req.nodeid, version) : undefined;
+        const kept = this.nodes.attrOf(req.nodeid, version);
         if (kept !== undefined) return this.attr(kept);
-        const st = await ov.getattr(this.path(req.nodeid));
+        const p = this.nodes.pathOf(req.nodeid);
+        if (p === undefined && flags & P.FUSE_GETATTR_FH) return this.attr(await ov.fgetattr(fh));
+        const st = await ov.getattr(p ?? this.path(req.nodeid)); // path() throws the ENOENT
         this.keepDirAttr(req.nodeid, st, version);
         return this.attr(st);
       }
