@@ -5,6 +5,7 @@
 // per line for streams).
 import * as path from 'path';
 import { ControlError, layerfsMountAt, layerfsMountOf, request, stream } from '../control/client';
+import { toJson } from '../control/server';
 import { explain, type Explanation } from '../core/explain';
 import { mergedPath } from '../core/paths';
 import { HostLayer } from '../layers/host';
@@ -23,7 +24,7 @@ export const EXIT_ABSENT = 3;
 const out = (s: string): void => {
   process.stdout.write(`${s}\n`);
 };
-const json = (v: unknown): void => out(JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)));
+const json = (v: unknown): void => out(toJson(v));
 
 /** A path from the overlay root; '.' and '..' are refused as bad input. */
 function checkedPath(p: string): ReturnType<typeof mergedPath> {

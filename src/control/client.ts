@@ -3,7 +3,7 @@
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { readMountinfo } from '../mount/mountinfo';
+import { mountAt, readMountinfo } from '../mount/mountinfo';
 import { socketPath } from './runtime';
 
 export class ControlError extends Error {}
@@ -19,8 +19,7 @@ export function layerfsMountAt(mountpoint: string): string {
   } catch (err) {
     throw new ControlError(`${mountpoint}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (err as Error).message}`);
   }
-  const mounts = readMountinfo().filter((m) => m.mountpoint === real);
-  const top = mounts[mounts.length - 1];
+  const top = mountAt(real);
   if (top === undefined) throw new ControlError(`${real} is not a mountpoint`);
   if (top.fstype !== 'fuse.layerfs') throw new ControlError(`${real} is a ${top.fstype} mount, not layerfs`);
   return real;
@@ -33,10 +32,10 @@ export function layerfsMountOf(p: string): { mountpoint: string; inside: string 
     real = fs.realpathSync(p);
   } catch {
     // A hidden or absent path: resolve its parent, keep the last name.
-    const parent = p.replace(/\/+$/, '').replace(/\/[^/]*$/, '') || '/';
-    const name = p.replace(/\/+$/, '').slice(parent.length).replace(/^\//, '');
-    const r = layerfsMountOf(parent);
-    return { mountpoint: r.mountpoint, inside: r.inside === '/' ? `/${name}` : `${r.inside}/${name}` };
+    const abs = path.resolve(p);
+    if (abs === '/') throw new ControlError(`${p} is not inside a layerfs mount`);
+    const r = layerfsMountOf(path.dirname(abs));
+    return { mountpoint: r.mountpoint, inside: path.posix.join(r.inside, path.basename(abs)) };
   }
   const mounts = readMountinfo().filter((m) => m.fstype === 'fuse.layerfs' && (real === m.mountpoint || real.startsWith(m.mountpoint === '/' ? '/' : `${m.mountpoint}/`)));
   mounts.sort((a, b) => b.mountpoint.length - a.mountpoint.length);

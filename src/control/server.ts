@@ -73,9 +73,13 @@ export class ControlServer {
   }
 }
 
-/** JSON with bigints (nanosecond times) as decimal strings. */
+/** JSON with bigints (nanosecond times) as decimal strings: the control channel's and `--json`'s form. */
+export function toJson(obj: unknown): string {
+  return JSON.stringify(obj, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+}
+
 function line(obj: object): string {
-  return `${JSON.stringify(obj, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}\n`;
+  return `${toJson(obj)}\n`;
 }
 
 function serveConnection(conn: net.Socket, handlers: Record<string, Handler>, onError: (msg: string) => void): void {

@@ -10,10 +10,11 @@
 import { hasCode } from './errors';
 import type { Layer } from './layer';
 import { resolveChild, resolveRoot, winner, type Resolution, type StopReason } from './lookup';
-import { baseName, components, layerChild, layerPath, parentOf, ROOT, type LayerPath, type MergedPath } from './paths';
+import { baseName, components, layerPath, parentOf, ROOT, type LayerPath, type MergedPath } from './paths';
 import { readMergedDir } from './readdir';
 import { isDir, typeName, type Stat } from './stat';
 import {
+  hasWhFile,
   isCharWhiteout,
   isWhiteoutName,
   readDirMarkers,
@@ -73,25 +74,27 @@ async function lstatOrNull(layer: Layer, p: LayerPath): Promise<Stat | null> {
   }
 }
 
-/** What layer has at lp, on its own (markers read as the overlay reads them). */
-async function layerHas(layer: Layer, lp: LayerPath): Promise<LayerHas> {
-  if (lp === '') {
-    const st = await layer.lstat(lp);
-    return { kind: 'object', type: typeName(st.mode), size: st.size, mtimeNs: st.mtimeNs };
-  }
-  const parentLp = layerPath(parentOf(`/${lp}` as MergedPath));
+function object(st: Stat): LayerHas & { kind: 'object' } {
+  return { kind: 'object', type: typeName(st.mode), size: st.size, mtimeNs: st.mtimeNs };
+}
+
+/** What layer has at path, on its own (markers read as the overlay reads them). */
+async function layerHas(layer: Layer, path: MergedPath): Promise<LayerHas> {
+  const lp = layerPath(path);
+  if (path === ROOT) return object(await layer.lstat(lp));
+  const parentLp = layerPath(parentOf(path));
   const st = await lstatOrNull(layer, lp);
   if (st === null) {
     const parent = await lstatOrNull(layer, parentLp);
     if (parent === null || !isDir(parent)) return { kind: 'absent', why: 'no parent directory in this layer' };
-    if ((await lstatOrNull(layer, layerChild(parentLp, WHITEOUT_PREFIX + baseName(lp)))) !== null) return { kind: 'whiteout', form: 'wh-file' };
+    if (await hasWhFile(layer, parentLp, baseName(path))) return { kind: 'whiteout', form: 'wh-file' };
     return { kind: 'absent' };
   }
   if (isCharWhiteout(st)) return { kind: 'whiteout', form: 'chardev' };
   const parentMarkers = await readDirMarkers(layer, parentLp);
   const form = await whiteoutFormOf(layer, lp, st, parentMarkers);
   if (form !== undefined) return { kind: 'whiteout', form };
-  const has: LayerHas = { kind: 'object', type: typeName(st.mode), size: st.size, mtimeNs: st.mtimeNs };
+  const has = object(st);
   if (isDir(st)) {
     const m = await readDirMarkers(layer, lp);
     if (m.opaque !== undefined) has.opaque = m.opaque;
@@ -151,10 +154,9 @@ export async function explain(layers: readonly Layer[], names: readonly string[]
     chain.push(await resolveChild(layers, parent, parts[k]));
   }
   const final = chain[parts.length];
-  const lp = layerPath(path);
   const out: LayerExplained[] = [];
   for (let i = 0; i < layers.length; i++) {
-    const has = await layerHas(layers[i], lp);
+    const has = await layerHas(layers[i], path);
     const e: LayerExplained = { index: i, name: names[i], root: layers[i].root, has, role: 'absent' };
     if (inEntries(final, i)) {
       e.role = final!.entries[0].layer === i ? 'winner' : 'merged';

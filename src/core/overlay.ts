@@ -686,6 +686,9 @@ export class Overlay {
       const dir = (mode & S_IFMT) === S_IFDIR;
       const gid = setgidDir ? pst.gid : caller.gid;
       const symlink = (mode & S_IFMT) === S_IFLNK;
+      // A set-gid parent's bit is inherited by mkdir(2) itself; given here
+      // too so that a chmod (restoring umask bits, or below) keeps it.
+      const finalMode = (mode & 0o7777) | (dir && setgidDir ? S_ISGID : 0);
       const ownerIsOurs = !this.privileged || (caller.uid === this.ownUid && (setgidDir || caller.gid === this.ownGid));
       if (this.upperWhiteout(existing) === undefined && ownerIsOurs) {
         // Nothing to replace, and the upper filesystem itself gives the new
@@ -693,9 +696,7 @@ export class Overlay {
         // by the same rule): created in place, as kernel overlayfs's
         // ovl_create_upper does, without the work directory and rename.
         const lp = layerPath(p);
-        // A set-gid parent's bit is inherited by mkdir(2) itself; passed here
-        // too so that a chmod restoring umask bits keeps it.
-        await make(upper, lp, (mode & 0o7777) | (dir && setgidDir ? S_ISGID : 0));
+        await make(upper, lp, finalMode);
         // open(2)/mknod(2) honour set-id bits only sometimes (mkdir never):
         // what the caller asked for is set explicitly, as below.
         if (!symlink && !dir && (mode & (S_ISUID | S_ISGID)) !== 0) await upper.chmod(lp, mode & 0o7777);
@@ -705,7 +706,7 @@ export class Overlay {
         await make(upper, loc, dir ? 0o700 : 0o600);
         if (this.privileged) await upper.chown(loc, caller.uid, gid);
         // After chown, which clears set-id bits; umask was applied by the kernel.
-        if (!symlink) await upper.chmod(loc, (mode & 0o7777) | (dir && setgidDir ? S_ISGID : 0));
+        if (!symlink) await upper.chmod(loc, finalMode);
       });
     }, [p]);
     return this.getattr(p);

@@ -1,6 +1,7 @@
 // What a FUSE request is about, for tracing: its merged path(s), its flags
 // and, for requests on an open file, the file handle. Read from the request
 // before it is served (a rename or unlink changes the node table).
+import { childPath } from '../core/paths';
 import type { NodeTable } from './nodes';
 import * as P from './protocol';
 
@@ -13,8 +14,7 @@ export interface Described {
 
 function child(nodes: NodeTable, parent: number, name: string): string {
   const p = nodes.pathOf(parent);
-  if (p === undefined) return `#${parent}/${name}`;
-  return p === '/' ? `/${name}` : `${p}/${name}`;
+  return p === undefined ? `#${parent}/${name}` : childPath(p, name);
 }
 
 /** Ops whose argument starts with the file handle (fuse_read_in, fuse_write_in, ...). */
