@@ -206,6 +206,14 @@ function runIndexBuild(lowers: string[], dir: string, quiet: boolean): void {
   }
 }
 
+/** A command handler whose every error, thrown or rejected, ends in fail(): one line, the right exit status. */
+function act<A>(fn: (a: A) => unknown): (a: A) => Promise<void> {
+  return (a) =>
+    Promise.resolve()
+      .then(() => fn(a))
+      .then(() => undefined, fail);
+}
+
 function filterOptions<T>(y: Argv<T>) {
   return y
     .option('op', { type: 'string', describe: 'operations, comma-separated (LOOKUP,OPEN,...)' })
@@ -249,13 +257,13 @@ export function main(argv: string[]): void {
       'mount <first> [second]',
       'mount an overlay (returns once it is live; -f stays in front)',
       (y) => mountOptions(y),
-      (a) => runMount(a as unknown as MountArgs).catch(fail),
+      act((a) => runMount(a as unknown as MountArgs)),
     )
     .command(
       '$0 <first> [second]',
       'same as mount (the form fuse-overlayfs and mount.fuse3 use: layerfs [SOURCE] MOUNTPOINT -o OPTS)',
       (y) => mountOptions(y),
-      (a) => runMount(a as unknown as MountArgs).catch(fail),
+      act((a) => runMount(a as unknown as MountArgs)),
     )
     .command('index', 'manage lower-layer indexes (a mount with -o lowerindex=on reads lower layers from them)', (y) =>
       y
@@ -267,13 +275,7 @@ export function main(argv: string[]): void {
               .positional('lowers', { type: 'string', array: true, demandOption: true, describe: 'lower layer directories' })
               .option('index-dir', { type: 'string', describe: `where indexes live (default ${defaultIndexDir()})` })
               .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or summary' }),
-          (a) => {
-            try {
-              runIndexBuild(a.lowers as string[], a['index-dir'] ?? defaultIndexDir(), a.quiet);
-            } catch (err) {
-              fail(err);
-            }
-          },
+          act((a) => runIndexBuild(a.lowers as string[], a['index-dir'] ?? defaultIndexDir(), a.quiet)),
         )
         .demandCommand(1, 'index: say what to do (layerfs index build LOWER...)'),
     )
@@ -284,19 +286,13 @@ export function main(argv: string[]): void {
         y
           .positional('mountpoint', { type: 'string', demandOption: true })
           .option('lazy', { alias: 'l', type: 'boolean', default: false, describe: 'detach even if busy' }),
-      (a) => {
-        try {
-          unmount(path.resolve(a.mountpoint), a.lazy);
-        } catch (err) {
-          fail(err);
-        }
-      },
+      act((a) => unmount(path.resolve(a.mountpoint), a.lazy)),
     )
     .command(
       'status <mountpoint>',
       'what a running mount is doing: layers, options, ops, errors, latencies, cache, copy-ups, tracing',
       (y) => y.positional('mountpoint', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
-      (a) => runStatus(a.mountpoint, a.json).catch(fail),
+      act((a) => runStatus(a.mountpoint, a.json)),
     )
     .command(
       'invalidate <mountpoint> [path]',
@@ -306,7 +302,7 @@ export function main(argv: string[]): void {
           .positional('mountpoint', { type: 'string', demandOption: true })
           .positional('path', { type: 'string', describe: 'a path inside the mount, or relative to its root' })
           .option('json', { type: 'boolean', default: false }),
-      (a) => runInvalidate(a.mountpoint, a.path, a.json).catch(fail),
+      act((a) => runInvalidate(a.mountpoint, a.path, a.json)),
     )
     .command('trace', 'record and read traces of every request', (y) =>
       y
@@ -314,46 +310,33 @@ export function main(argv: string[]): void {
           'on <mountpoint>',
           'start recording into a trace file (SQLite, a ring bounded by trace_max_mb)',
           (b) => b.positional('mountpoint', { type: 'string', demandOption: true }).option('file', { type: 'string', describe: 'trace file (default: in the runtime directory)' }).option('json', { type: 'boolean', default: false }),
-          (a) => runTraceSwitch(true, a.mountpoint, a.file, a.json).catch(fail),
+          act((a) => runTraceSwitch(true, a.mountpoint, a.file, a.json)),
         )
         .command(
           'off <mountpoint>',
           'stop recording',
           (b) => b.positional('mountpoint', { type: 'string', demandOption: true }).option('json', { type: 'boolean', default: false }),
-          (a) => runTraceSwitch(false, a.mountpoint, undefined, a.json).catch(fail),
+          act((a) => runTraceSwitch(false, a.mountpoint, undefined, a.json)),
         )
         .command(
           'tail <mountpoint>',
           'stream requests live, like strace for the mount',
           (b) => filterOptions(b.positional('mountpoint', { type: 'string', demandOption: true })).option('json', { type: 'boolean', default: false }),
-          (a) =>
-            Promise.resolve()
-              .then(() => runTraceTail(a.mountpoint, filterOf(a), a.json))
-              .catch(fail),
+          act((a) => runTraceTail(a.mountpoint, filterOf(a), a.json)),
         )
         .command(
           'summary <file>',
           'ops by count and time, slowest calls, hottest paths, hits per layer, copy-ups by size, errors',
           (b) => b.positional('file', { type: 'string', demandOption: true }).option('top', { type: 'number', default: 10 }).option('json', { type: 'boolean', default: false }),
-          (a) => {
-            try {
-              runTraceSummary(a.file, a.json, a.top);
-            } catch (err) {
-              fail(err);
-            }
-          },
+          act((a) => runTraceSummary(a.file, a.json, a.top)),
         )
         .command(
           'query <file>',
           'select records (newest LIMIT, printed oldest first); exits 3 when none match',
           (b) => filterOptions(b.positional('file', { type: 'string', demandOption: true })).option('limit', { type: 'number', default: 1000 }).option('json', { type: 'boolean', default: false }),
-          (a) => {
-            try {
-              if (runTraceQuery(a.file, filterOf(a), a.limit, a.json) === 0) process.exitCode = EXIT_ABSENT;
-            } catch (err) {
-              fail(err);
-            }
-          },
+          act((a) => {
+            if (runTraceQuery(a.file, filterOf(a), a.limit, a.json) === 0) process.exitCode = EXIT_ABSENT;
+          }),
         )
         .demandCommand(1, 'trace: say what to do (on, off, tail, summary, query)'),
     )
@@ -366,12 +349,9 @@ export function main(argv: string[]): void {
           .option('lower', { type: 'string', describe: 'offline: lower layers L1:L2 (leftmost on top), no mount needed' })
           .option('upper', { type: 'string', describe: 'offline: the upper layer' })
           .option('json', { type: 'boolean', default: false }),
-      (a) =>
-        runExplain(a.path, { lower: a.lower, upper: a.upper }, a.json)
-          .then((status) => {
-            process.exitCode = status;
-          })
-          .catch(fail),
+      act(async (a) => {
+        process.exitCode = await runExplain(a.path, { lower: a.lower, upper: a.upper }, a.json);
+      }),
     )
     .strictOptions()
     .help()
