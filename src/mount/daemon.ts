@@ -11,7 +11,7 @@
 //   3. the end of the mount is the end of the FUSE connection: read(2) on
 //      /dev/fuse fails with ENODEV once the kernel drops it.
 import { spawn } from 'child_process';
-import { closeSync, constants, openSync, readFileSync, statfsSync, watch, writeFileSync, type FSWatcher } from 'fs';
+import { closeSync, constants, openSync, readFileSync, renameSync, statfsSync, watch, writeFileSync, type FSWatcher } from 'fs';
 import * as path from 'path';
 import { setFlagsFromString } from 'v8';
 import { Overlay } from '../core/overlay';
@@ -277,8 +277,11 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
       cache: ov.cache.stats(),
       layers: counted.map((l, i) => ({ name: names[i], calls: l.calls.snapshot() })),
     };
+    // Written aside and renamed, so a reader that sees the file sees all of it.
     try {
-      writeFileSync(file, JSON.stringify(stats));
+      const tmp = `${file}.${process.pid}.tmp`;
+      writeFileSync(tmp, JSON.stringify(stats));
+      renameSync(tmp, file);
     } catch (err) {
       log.error(`writing stats to ${file}: ${(err as Error).message}`);
     }
