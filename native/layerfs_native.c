@@ -15,6 +15,10 @@
 //   pollStop(handle)                           (the FUSE device: read on the main thread,
 //                                              with no threadpool hop per request)
 //   readSpin(fd, buf, usec) -> n or -errno     non-blocking read retried for up to usec
+//   socketpair() -> [fd, fd]                   AF_UNIX stream pair, close-on-exec
+//   setNonblock(fd)                            O_NONBLOCK on an fd Node did not open
+//   recvFd(fd) -> fd or -1                     one fd passed with SCM_RIGHTS (fusermount3
+//                                              hands over /dev/fuse this way); -1 at EOF
 //
 // Every call is synchronous and fails by throwing an Error shaped like Node's fs
 // errors: message "CODE: strerror, syscall 'path'", and properties code, errno
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -378,6 +383,57 @@ static napi_value js_read_spin(napi_env env, napi_callback_info info) {
   return v;
 }
 
+static napi_value js_socketpair(napi_env env, napi_callback_info info) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return throw_errno(env, errno, "socketpair", NULL);
+  napi_value arr, v;
+  napi_create_array_with_length(env, 2, &arr);
+  for (uint32_t i = 0; i < 2; i++) {
+    napi_create_int32(env, sv[i], &v);
+    napi_set_element(env, arr, i, v);
+  }
+  return arr;
+}
+
+// Blocks until one message arrives. fusermount3 sends a single byte with the
+// fd as ancillary data; a message without one (or EOF, when the sender died
+// or refused) gives -1, and the caller reports the sender's own error.
+static napi_value js_recv_fd(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  INT_ARG(sock, 0);
+  char byte;
+  struct iovec iov = {&byte, 1};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  struct msghdr msg = {0};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  ssize_t n;
+  do n = recvmsg((int)sock, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) return throw_errno(env, errno, "recvmsg", NULL);
+  int fd = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len >= CMSG_LEN(sizeof(int)))
+      memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  napi_value v;
+  napi_create_int32(env, fd, &v);
+  return v;
+}
+
+static napi_value js_set_nonblock(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  INT_ARG(fd, 0);
+  int fl = fcntl((int)fd, F_GETFL);
+  if (fl < 0 || fcntl((int)fd, F_SETFL, fl | O_NONBLOCK) != 0) return throw_errno(env, errno, "fcntl", NULL);
+  return undefined(env);
+}
+
 static void export_fn(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn);
@@ -405,6 +461,9 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "pollReadable", js_poll_readable);
   export_fn(env, exports, "pollStop", js_poll_stop);
   export_fn(env, exports, "readSpin", js_read_spin);
+  export_fn(env, exports, "socketpair", js_socketpair);
+  export_fn(env, exports, "recvFd", js_recv_fd);
+  export_fn(env, exports, "setNonblock", js_set_nonblock);
   export_int(env, exports, "RENAME_NOREPLACE", RENAME_NOREPLACE);
   export_int(env, exports, "RENAME_EXCHANGE", RENAME_EXCHANGE);
   export_int(env, exports, "RENAME_WHITEOUT", RENAME_WHITEOUT);

@@ -24,6 +24,12 @@ export interface NativeAddon {
   pollStop(handle: PollHandle): void;
   /** Non-blocking read retried for up to usec microseconds: bytes read, or -errno (-EAGAIN: nothing came). */
   readSpin(fd: number, buf: Buffer, usec: number): number;
+  /** An AF_UNIX stream socket pair, both ends close-on-exec. */
+  socketpair(): [number, number];
+  /** Blocks for one message; the fd it carried (SCM_RIGHTS), or -1 if none came (EOF). */
+  recvFd(sock: number): number;
+  /** Sets O_NONBLOCK (for an fd received from another process). */
+  setNonblock(fd: number): void;
   readonly RENAME_NOREPLACE: number;
   readonly RENAME_EXCHANGE: number;
   readonly RENAME_WHITEOUT: number;

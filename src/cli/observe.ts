@@ -42,9 +42,16 @@ export async function runStatus(mountpoint: string, asJson: boolean): Promise<vo
   const c = s.cache;
   out(`${bold(s.mountpoint)}  daemon pid ${s.pid}, up ${s.uptimeSec} s, RSS ${bytes(s.rssBytes)}`);
   out(`options: ${s.options || dim('(none)')}`);
-  out(`whiteouts: ${s.whiteouts}`);
+  out(`whiteouts: ${s.whiteouts}${s.opaque ? `; opaque directories: ${s.opaque}` : ''}`);
+  if (s.markerProbe?.length) out(`probed in the work directory: ${s.markerProbe.join('; ')}`);
   out('');
-  out(table(['layer', 'root', 'served'], s.layers.map((l: { name: string; root: string; served: string }) => [l.name, l.root, l.served])));
+  if (s.owners) out(`owners: ${s.owners}`);
+  out(
+    table(
+      ['layer', 'root', 'served', 'ownership'],
+      s.layers.map((l: { name: string; root: string; served: string; override?: string }) => [l.name, l.root, l.served, l.override ? `overrides in ${l.override}` : 'as on disk']),
+    ),
+  );
   out('');
   const errs = (op: string): string => {
     const e = s.errors[op] as Record<string, number> | undefined;

@@ -6,19 +6,22 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { inInitialUserNamespace, parentUid } from '../mount/privilege';
 
 /**
  * The runtime directory: $LAYERFS_RUNTIME_DIR if set (tests), /run/layerfs for
  * root, $XDG_RUNTIME_DIR/layerfs for a user session, else /tmp/layerfs-UID.
+ * Root in a user namespace is the user outside it: UID is that user's, and
+ * /run/layerfs (real root's) is not used.
  */
 export function runtimeDir(): string {
   const env = process.env.LAYERFS_RUNTIME_DIR;
   if (env !== undefined && env !== '') return env;
   const uid = process.geteuid?.() ?? 0;
-  if (uid === 0) return '/run/layerfs';
+  if (uid === 0 && inInitialUserNamespace()) return '/run/layerfs';
   const xdg = process.env.XDG_RUNTIME_DIR;
   if (xdg !== undefined && xdg !== '') return path.join(xdg, 'layerfs');
-  return path.join(os.tmpdir(), `layerfs-${uid}`);
+  return path.join(os.tmpdir(), `layerfs-${parentUid(uid)}`);
 }
 
 /**

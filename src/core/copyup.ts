@@ -184,7 +184,16 @@ export class CopyUp {
         made = true;
       }
       await copyXattrs(lower, lp, upper, tmp);
-      if (host.privileged) await upper.chown(tmp, st.uid, st.gid);
+      if (host.privileged) {
+        try {
+          await upper.chown(tmp, st.uid, st.gid);
+        } catch (err) {
+          // A daemon without CAP_CHOWN keeps foreign owners in an xattr,
+          // which a symlink cannot carry: its copy is the daemon's own
+          // (nothing checks a symlink's owner but sticky directories).
+          if (!(isSymlink(st) && hasCode(err, 'EPERM'))) throw err;
+        }
+      }
       if (!isSymlink(st)) await upper.chmod(tmp, st.mode & 0o7777);
       await upper.utimens(tmp, st.atimeNs, st.mtimeNs);
       const parentLp = layerPath(parentOf(path));

@@ -9,8 +9,11 @@
 //     Kernel 6.7+ reads this form (with userxattr when <ns> is user).
 // Which form is used is decided once per mount by probe() in the work directory.
 //
-// Opaque directories: <ns>.overlay.opaque=y, where <ns> is trusted (root) or
-// user (the userxattr option, or an unprivileged daemon).
+// Opaque directories: <ns>.overlay.opaque=y, where <ns> is trusted when the
+// daemon may set trusted.* xattrs (CAP_SYS_ADMIN in the initial user
+// namespace), else user: the userxattr option, an unprivileged user, root in
+// a user namespace. Kernel overlayfs reads user.overlay.* only when mounted
+// with userxattr.
 import { hasCode } from './errors';
 import type { Loc, UpperLayer } from './layer';
 import type { LayerPath } from './paths';
@@ -22,6 +25,8 @@ export interface MarkerConfig {
   whiteout: WhiteoutWriteForm;
   /** 'trusted' or 'user': the namespace of the overlay.* xattrs written. */
   xattrNs: 'trusted' | 'user';
+  /** What the probe tried and why it chose these forms, for --verbose and status. */
+  why: string[];
 }
 
 const Y = Buffer.from('y');
@@ -73,32 +78,48 @@ export class Markers {
 }
 
 /**
- * Decides the forms for this mount by trying them in the work directory:
- * mknod of a 0/0 char device, else the xattr form; and whether
- * <ns>.overlay.* xattrs can be set on a directory at all. Throws (with the
- * reason) when the upper cannot hold markers.
+ * Decides the forms for this mount by trying them in the work directory: a
+ * 0/0 char device by mknod (root, root in a user namespace, and since Linux
+ * 5.8 any user), else the xattr form; trusted.overlay.* xattrs unless
+ * userxattr is asked for, else (refused) user.overlay.*. Throws (with the
+ * reason) when the upper can hold neither.
  */
-export async function probeMarkers(
-  upper: UpperLayer,
-  want: { userxattr: boolean; privileged: boolean },
-  tmpName: () => string,
-): Promise<MarkerConfig> {
-  const xattrNs: MarkerConfig['xattrNs'] = want.userxattr || !want.privileged ? 'user' : 'trusted';
+export async function probeMarkers(upper: UpperLayer, want: { userxattr: boolean }, tmpName: () => string): Promise<MarkerConfig> {
+  const why: string[] = [];
   const dev = { work: tmpName() };
   let whiteout: WhiteoutWriteForm = 'chardev';
   try {
     await upper.mknod(dev, S_IFCHR, 0);
     await upper.unlink(dev);
+    why.push('mknod of a 0/0 character device: allowed');
   } catch (err) {
     if (!hasCode(err, 'EPERM', 'EACCES', 'EOPNOTSUPP', 'ENOTSUP')) throw err;
     whiteout = 'xattr';
+    why.push(`mknod of a 0/0 character device: refused (${codeOf(err)})`);
   }
   const dir = { work: tmpName() };
   await upper.mkdir(dir, 0o700);
+  let xattrNs: MarkerConfig['xattrNs'] = want.userxattr ? 'user' : 'trusted';
   try {
-    await upper.setxattr(dir, `${xattrNs}.overlay.opaque`, Y, 0);
+    if (xattrNs === 'trusted') {
+      try {
+        await upper.setxattr(dir, 'trusted.overlay.opaque', Y, 0);
+        why.push('trusted.overlay.* xattrs: allowed');
+      } catch (err) {
+        if (!hasCode(err, 'EPERM', 'EACCES', 'EOPNOTSUPP', 'ENOTSUP')) throw err;
+        why.push(`trusted.overlay.* xattrs: refused (${codeOf(err)}), user.overlay.* used (kernel overlayfs reads them with userxattr)`);
+        xattrNs = 'user';
+      }
+    } else {
+      why.push('user.overlay.* xattrs: asked for (userxattr)');
+    }
+    if (xattrNs === 'user') await upper.setxattr(dir, 'user.overlay.opaque', Y, 0);
   } finally {
     await upper.rmdir(dir);
   }
-  return { whiteout, xattrNs };
+  return { whiteout, xattrNs, why };
+}
+
+function codeOf(err: unknown): string {
+  return (err as { code?: string }).code ?? 'error';
 }

@@ -154,7 +154,7 @@ export class Overlay {
     if (cfg.upper !== undefined) {
       const upper = cfg.upper;
       for (const name of await upper.listWork()) await upper.rmtree({ work: name });
-      const config = await probeMarkers(upper, { userxattr: cfg.userxattr ?? false, privileged: ov.privileged }, () => ov.tmpName());
+      const config = await probeMarkers(upper, { userxattr: cfg.userxattr ?? false }, () => ov.tmpName());
       ov.markers = new Markers(upper, config);
       ov.copyUp = new CopyUp({
         layers: ov.layers,

@@ -11,6 +11,7 @@
 // trusted. or user., fuse-overlayfs's user.fuseoverlayfs.opaque=y, or an OCI
 // ".wh..wh..opq" file inside the directory. Only a value starting with 'y' is
 // opaque; 'x' only announces xattr whiteouts.
+import { isOverrideXattr } from './override-stat';
 import { hasCode } from './errors';
 import type { Layer } from './layer';
 import { layerChild, type LayerPath } from './paths';
@@ -34,7 +35,7 @@ const ORIGIN_XATTRS = ['trusted.overlay.origin', 'user.overlay.origin'];
 const PRIVATE_XATTR_PREFIXES = ['trusted.overlay.', 'user.overlay.', 'user.fuseoverlayfs.'];
 
 export function isPrivateXattr(name: string): boolean {
-  return PRIVATE_XATTR_PREFIXES.some((p) => name.startsWith(p));
+  return PRIVATE_XATTR_PREFIXES.some((p) => name.startsWith(p)) || isOverrideXattr(name);
 }
 
 /** Names that are markers in the OCI form and never appear in the merged view. */

@@ -15,6 +15,7 @@ import { native, type PollHandle } from '../native';
 import { hasCode, isUnexpected, toErrno } from '../core/errors';
 import type { Caller, Overlay, SetAttr } from '../core/overlay';
 import { baseName, childPath, parentOf, type MergedPath } from '../core/paths';
+import { IdMap } from '../core/idmap';
 import { isDir, type Stat } from '../core/stat';
 import type { TimeSpec } from '../core/layer';
 import { describe } from './describe';
@@ -44,6 +45,8 @@ export interface SessionOptions {
   posixAcl?: boolean;
   /** Microseconds to keep polling /dev/fuse after answering everything (0: sleep at once). */
   spinUsec?: number;
+  /** Owners as shown to the kernel, and back (uidmapping= & co.); identity when absent. */
+  ids?: IdMap;
   onUnexpected(op: string, path: string, err: unknown): void;
 }
 
@@ -108,9 +111,11 @@ export class FuseSession {
     private readonly opts: SessionOptions,
   ) {
     this.maxNodes = opts.maxNodes ?? Number.MAX_SAFE_INTEGER;
+    this.ids = opts.ids ?? new IdMap();
   }
 
   private readonly maxNodes: number;
+  private readonly ids: IdMap;
 
   /** Starts serving; fd must be /dev/fuse opened O_NONBLOCK. */
   start(): void {
@@ -334,7 +339,7 @@ export class FuseSession {
       this.sinceEvict = 0;
       setImmediate(this.evict);
     }
-    return P.entryOut(node.id, 0, this.opts.entryTimeout, this.attrTimeout(st), st);
+    return P.entryOut(node.id, 0, this.opts.entryTimeout, this.attrTimeout(st), this.ids.shown(st));
   }
 
   /**
@@ -373,7 +378,7 @@ export class FuseSession {
   }
 
   private attr(st: Stat): Buffer {
-    return P.attrOut(this.attrTimeout(st), st);
+    return P.attrOut(this.attrTimeout(st), this.ids.shown(st));
   }
 
   /**
@@ -409,7 +414,7 @@ export class FuseSession {
     const p = this.nodes.pathOf(req.nodeid);
     if (p === undefined) return;
     const before = await this.ov.getattr(p);
-    const after = await this.ov.setattr(p, { killSuidgid: { gid: req.gid } });
+    const after = await this.ov.setattr(p, { killSuidgid: { gid: this.ids.diskGid(req.gid) } });
     // The WRITE and OPEN replies carry no attributes: the kernel's cached mode
     // must go before the caller can stat. Written synchronously, before the
     // reply: an attributes-only invalidation takes no lock a request holds.
@@ -417,7 +422,7 @@ export class FuseSession {
   }
 
   private caller(req: P.Request): Caller {
-    return { uid: req.uid, gid: req.gid, pid: req.pid };
+    return { uid: this.ids.diskUid(req.uid), gid: this.ids.diskGid(req.gid), pid: req.pid };
   }
 
   private async handle(req: P.Request): Promise<Buffer | Buffer[] | NegativeEntry | undefined> {
@@ -466,15 +471,15 @@ export class FuseSession {
         const valid = a.readUInt32LE(0);
         const set: SetAttr = {};
         if (valid & P.FATTR_MODE) set.mode = a.readUInt32LE(68);
-        if (valid & P.FATTR_UID) set.uid = a.readUInt32LE(76);
-        if (valid & P.FATTR_GID) set.gid = a.readUInt32LE(80);
+        if (valid & P.FATTR_UID) set.uid = this.ids.diskUid(a.readUInt32LE(76));
+        if (valid & P.FATTR_GID) set.gid = this.ids.diskGid(a.readUInt32LE(80));
         if (valid & P.FATTR_SIZE) set.size = Number(a.readBigUInt64LE(16));
         const time = (now: number, t: number, secOff: number, nsecOff: number): TimeSpec | undefined => {
           if (valid & now) return 'now';
           if (valid & t) return a.readBigInt64LE(secOff) * 1000000000n + BigInt(a.readUInt32LE(nsecOff));
           return undefined;
         };
-        if (valid & P.FATTR_KILL_SUIDGID) set.killSuidgid = { gid: req.gid };
+        if (valid & P.FATTR_KILL_SUIDGID) set.killSuidgid = { gid: this.ids.diskGid(req.gid) };
         set.atime = time(P.FATTR_ATIME_NOW, P.FATTR_ATIME, 32, 56);
         set.mtime = time(P.FATTR_MTIME_NOW, P.FATTR_MTIME, 40, 60);
         if (set.atime === undefined) delete set.atime;

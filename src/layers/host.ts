@@ -14,7 +14,8 @@ import { constants as fsc } from 'fs';
 import { asFsError, fsError, hasCode } from '../core/errors';
 import type { DirEntry, Layer, LayerFile, Loc, SeekableFile, TimeSpec, UpperFile, UpperLayer } from '../core/layer';
 import type { LayerPath } from '../core/paths';
-import { devMajor, devMinor, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, type Stat, type StatFs } from '../core/stat';
+import { devMajor, devMinor, S_IFMT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, type Stat, type StatFs } from '../core/stat';
+import { applyOverride, formatOverride, OVERRIDE_NAMES, parseOverride, realModeUnder, type Override } from '../core/override-stat';
 import { native } from '../native';
 
 export function statFromNode(s: BigIntStats): Stat {
@@ -209,11 +210,63 @@ export class HostLayer implements Layer {
    * inside the layer (it may stall: a FUSE or network mount); calls at or
    * below them stay asynchronous.
    */
+  /**
+   * The override xattr this layer's ownership is read from (and, for the
+   * upper, written to), when it is in that mode (core/override-stat.ts).
+   */
+  protected overrideName: string | undefined;
+
   constructor(
     readonly root: string,
     private readonly sync = false,
     private readonly mountsInside: readonly LayerPath[] = [],
   ) {}
+
+  /** The override xattr name the root carries, if any (the layer is then read in that mode). */
+  overrideMark(): string | undefined {
+    for (const name of OVERRIDE_NAMES) {
+      try {
+        native().lgetxattr(this.root, name);
+        return name;
+      } catch {
+        // not this one
+      }
+    }
+    return undefined;
+  }
+
+  /** Reads (and for the upper, writes) ownership overrides in xattr name. */
+  useOverride(name: string): void {
+    this.overrideName = name;
+  }
+
+  get override(): string | undefined {
+    return this.overrideName;
+  }
+
+  /** The override on path, for a regular file or directory of a layer in that mode. */
+  protected readOverride(path: string, real: Stat): Override | undefined {
+    const name = this.overrideName;
+    if (name === undefined) return undefined;
+    const type = real.mode & S_IFMT;
+    if (type !== S_IFREG && type !== S_IFDIR) return undefined;
+    let v: Buffer;
+    try {
+      this.calls.add('lgetxattr');
+      v = native().lgetxattr(path, name);
+    } catch (err) {
+      if (hasCode(err, 'ENODATA', 'ENOTSUP', 'EOPNOTSUPP')) return undefined;
+      throw asFsError(err, 'lgetxattr', path);
+    }
+    return parseOverride(v.toString('latin1'), real);
+  }
+
+  /** real, or what its override says. */
+  protected shown(path: string, real: Stat): Stat {
+    if (this.overrideName === undefined) return real;
+    const o = this.readOverride(path, real);
+    return o === undefined ? real : applyOverride(real, o);
+  }
 
   /** Whether calls on p may be made synchronously. */
   protected syncAt(p: LayerPath): boolean {
@@ -229,8 +282,9 @@ export class HostLayer implements Layer {
 
   async lstat(p: LayerPath): Promise<Stat> {
     this.calls.add('lstat');
-    if (this.syncAt(p)) return lstatHost(this.hostPath(p));
-    return statFromNode(await fsp.lstat(this.hostPath(p), { bigint: true }));
+    const path = this.hostPath(p);
+    const st = this.syncAt(p) ? lstatHost(path) : statFromNode(await fsp.lstat(path, { bigint: true }));
+    return this.overrideName === undefined ? st : this.shown(path, st);
   }
 
   async readdir(p: LayerPath): Promise<DirEntry[]> {
@@ -316,7 +370,8 @@ export class HostUpperLayer extends HostLayer implements UpperLayer {
   }
 
   async lstatAt(loc: Loc): Promise<Stat> {
-    return lstatHost(this.at(loc));
+    const p = this.at(loc);
+    return this.shown(p, lstatHost(p));
   }
   async mkdir(loc: Loc, mode: number): Promise<void> {
     const p = this.at(loc);
@@ -325,11 +380,29 @@ export class HostUpperLayer extends HostLayer implements UpperLayer {
   }
   async mknod(loc: Loc, mode: number, rdev: number): Promise<void> {
     const p = this.at(loc);
-    if ((mode & 0o170000) === 0o100000) {
+    const type = mode & S_IFMT;
+    const createFile = (m: number) => sys('open', p, () => fs.closeSync(fs.openSync(p, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, m)));
+    if (type === S_IFREG) {
       // A regular file: mknod(2) would do, but open(2) works where mknod is refused.
-      sys('open', p, () => fs.closeSync(fs.openSync(p, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, mode & 0o7777)));
+      createFile(mode & 0o7777);
     } else {
-      sys('mknod', p, () => native().mknod(p, mode, devMajor(rdev), devMinor(rdev)));
+      try {
+        sys('mknod', p, () => native().mknod(p, mode, devMajor(rdev), devMinor(rdev)));
+      } catch (err) {
+        // A device node the daemon may not make (no CAP_MKNOD): an empty
+        // file that the override xattr says is the device. A 0/0 char
+        // device is a whiteout, never faked.
+        const device = type === S_IFCHR || type === S_IFBLK;
+        if (this.overrideName === undefined || !device || (type === S_IFCHR && rdev === 0) || !hasCode(err, 'EPERM')) throw err;
+        createFile(0o600);
+        try {
+          this.writeOverride(p, { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0, mode, rdev });
+        } catch (e) {
+          fs.rmSync(p, { force: true });
+          throw e;
+        }
+        return;
+      }
     }
     unmask(p, mode);
   }
@@ -375,11 +448,69 @@ export class HostUpperLayer extends HostLayer implements UpperLayer {
     // chmod(2) follows symlinks; the overlay never chmods a symlink (the VFS
     // refuses that before asking the filesystem).
     const p = this.at(loc);
+    if (this.overrideName === undefined) {
+      sys('chmod', p, () => fs.chmodSync(p, mode & 0o7777));
+      return;
+    }
+    const real = lstatHost(p);
+    const cur = this.readOverride(p, real);
+    if (cur !== undefined) {
+      const o = { ...cur, mode: (cur.mode & S_IFMT) | (mode & 0o7777) };
+      this.writeOverride(p, o);
+      sys('chmod', p, () => fs.chmodSync(p, realModeUnder(o)));
+      return;
+    }
     sys('chmod', p, () => fs.chmodSync(p, mode & 0o7777));
+    // The kernel drops a set-gid bit for a group the daemon is not in:
+    // what the caller asked for is kept in the xattr instead.
+    const type = real.mode & S_IFMT;
+    if (type !== S_IFREG && type !== S_IFDIR) return;
+    const after = lstatHost(p);
+    if ((after.mode & 0o7777) !== (mode & 0o7777)) this.writeOverride(p, { uid: after.uid, gid: after.gid, mode: type | (mode & 0o7777), rdev: 0 });
   }
   async chown(loc: Loc, uid: number, gid: number): Promise<void> {
     const p = this.at(loc);
-    sys('lchown', p, () => fs.lchownSync(p, uid, gid));
+    if (this.overrideName === undefined) {
+      sys('lchown', p, () => fs.lchownSync(p, uid, gid));
+      return;
+    }
+    const real = lstatHost(p);
+    const cur = this.readOverride(p, real);
+    if (cur === undefined) {
+      try {
+        sys('lchown', p, () => fs.lchownSync(p, uid, gid));
+        return;
+      } catch (err) {
+        // EINVAL: an id this user namespace does not map. Kernel overlayfs
+        // refuses such a copy-up with EOVERFLOW; so does layerfs, rather
+        // than record the overflow id and lose the real owner.
+        if (hasCode(err, 'EINVAL')) throw fsError('EOVERFLOW', 'lchown', p, `owner ${uid}:${gid} is not mapped in this user namespace`);
+        const type = real.mode & S_IFMT;
+        if (!hasCode(err, 'EPERM') || (type !== S_IFREG && type !== S_IFDIR)) throw err;
+      }
+    }
+    const base = cur ?? { uid: real.uid, gid: real.gid, mode: real.mode, rdev: real.rdev };
+    this.writeOverride(p, { ...base, uid: uid === -1 ? base.uid : uid, gid: gid === -1 ? base.gid : gid });
+  }
+
+  private rootMarked = false;
+
+  /**
+   * Records o on path. The first time, the upper root is marked too (with
+   * its own real attributes, as containers/storage marks its layers), so
+   * that any later mount of this layer, by layerfs or fuse-overlayfs, reads
+   * it in this mode.
+   */
+  private writeOverride(path: string, o: Override): void {
+    const name = this.overrideName!;
+    if (!this.rootMarked) {
+      if (this.overrideMark() === undefined) {
+        const st = lstatHost(this.root);
+        sys('lsetxattr', this.root, () => native().lsetxattr(this.root, name, Buffer.from(formatOverride({ uid: st.uid, gid: st.gid, mode: st.mode, rdev: 0 })), 0));
+      }
+      this.rootMarked = true;
+    }
+    sys('lsetxattr', path, () => native().lsetxattr(path, name, Buffer.from(formatOverride(o)), 0));
   }
   async utimens(loc: Loc, atime: TimeSpec, mtime: TimeSpec): Promise<void> {
     const p = this.at(loc);

@@ -21,7 +21,9 @@ export interface ControlContext {
   layers: readonly Layer[];
   names: readonly string[];
   /** What the layers are: name, root, how they are served. */
-  layerInfo: Array<{ name: string; root: string; served: string }>;
+  layerInfo: Array<{ name: string; root: string; served: string; override?: string }>;
+  /** How owners are shown (IdMap.describe). */
+  owners: string;
   options: string;
   log: Logger;
   startedAt: number;
@@ -105,6 +107,9 @@ export class Control {
       layers: this.c.layerInfo,
       options: this.c.options,
       whiteouts: mc === undefined ? 'read-only mount' : mc.whiteout === 'chardev' ? 'character devices 0/0' : `zero-size files with ${mc.xattrNs}.overlay.whiteout`,
+      opaque: mc === undefined ? undefined : `${mc.xattrNs}.overlay.opaque=y`,
+      owners: this.c.owners,
+      markerProbe: mc?.why,
       requests: session.requests,
       ops: session.byOp,
       errors: session.errors,

@@ -11,7 +11,7 @@
 //   3. the end of the mount is the end of the FUSE connection: read(2) on
 //      /dev/fuse fails with ENODEV once the kernel drops it.
 import { spawn } from 'child_process';
-import { closeSync, constants, openSync, readFileSync, renameSync, statfsSync, watch, writeFileSync, type FSWatcher } from 'fs';
+import { accessSync, closeSync, constants, openSync, readFileSync, renameSync, statfsSync, watch, writeFileSync, type FSWatcher } from 'fs';
 import * as path from 'path';
 import { setFlagsFromString } from 'v8';
 import { Overlay } from '../core/overlay';
@@ -27,6 +27,10 @@ import { mountAt, readMountinfo } from './mountinfo';
 import type { MountOptions } from './options';
 import { unmount } from './unmount';
 import { Control } from './control';
+import { canChownAnyone, overflowIds } from './privilege';
+import { IdMap } from '../core/idmap';
+import { CONTAINERS_OVERRIDE, PRIVILEGED_OVERRIDE } from '../core/override-stat';
+import { fusermountHelper, fusermountOptions, mountWithFusermount, userAllowOther } from './fusermount';
 import type { MountSpec } from './validate';
 
 export interface Logger {
@@ -41,10 +45,48 @@ export interface Served {
 
 export const FUSE_SUBTYPE = 'layerfs';
 
+/**
+ * How the FUSE connection is mounted. Root (also root in a user namespace,
+ * which may mount FUSE in its own mount namespace) calls mount(2) itself;
+ * anyone else goes through fusermount3, which forces nosuid,nodev.
+ */
+export function mountsDirectly(): boolean {
+  return process.geteuid?.() === 0;
+}
+
+/** allow_other and default_permissions, with their defaults applied. */
+export function fuseAccess(o: MountOptions): { allowOther: boolean; defaultPermissions: boolean } {
+  // Like kernel overlayfs, the kernel checks every caller against the
+  // attributes shown (default_permissions), for root and users alike; other
+  // users are let in by default only when root mounts (as fuse-overlayfs does).
+  return { allowOther: o.allowOther ?? mountsDirectly(), defaultPermissions: o.defaultPermissions ?? true };
+}
+
+/**
+ * Refuses, before anything is opened or mounted, what fusermount3 would
+ * refuse later with a less clear message.
+ */
+export function checkMountable(o: MountOptions): void {
+  if (mountsDirectly()) return;
+  if (fusermountHelper() === undefined) {
+    throw new Error('mounting as a non-root user needs fusermount3 (Debian/Ubuntu package fuse3), and none was found');
+  }
+  try {
+    accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
+  } catch {
+    throw new Error('/dev/fuse is not readable and writable by this user (distributions ship it crw-rw-rw-; as root: chmod 0666 /dev/fuse)');
+  }
+  if (fuseAccess(o).allowOther && !userAllowOther()) {
+    throw new Error("option 'allow_other' is refused to non-root users: /etc/fuse.conf has no 'user_allow_other' line (add it as root, or mount without allow_other)");
+  }
+  for (const f of ['suid', 'dev']) {
+    if (o.mountFlags.includes(f)) throw new Error(`option '${f}' needs root: fusermount3 mounts every user's FUSE filesystem nosuid,nodev`);
+  }
+}
+
 /** mount(2) flags and the FUSE mount data string for these options. */
 export function fuseMountArgs(o: MountOptions, fd: number, readOnly: boolean): { flags: number; data: string } {
   const n = native();
-  const isRoot = process.geteuid?.() === 0;
   let flags = 0;
   // Kernel overlayfs defaults to dev,suid; so does a layerfs mount by root.
   for (const f of o.mountFlags) {
@@ -62,9 +104,40 @@ export function fuseMountArgs(o: MountOptions, fd: number, readOnly: boolean): {
   }
   if (readOnly) flags |= n.MS_RDONLY;
   const data = [`fd=${fd}`, 'rootmode=40000', `user_id=${process.geteuid?.() ?? 0}`, `group_id=${process.getegid?.() ?? 0}`];
-  if (o.allowOther ?? isRoot) data.push('allow_other');
-  if (o.defaultPermissions ?? isRoot) data.push('default_permissions');
+  const access = fuseAccess(o);
+  if (access.allowOther) data.push('allow_other');
+  if (access.defaultPermissions) data.push('default_permissions');
   return { flags, data: data.join(',') };
+}
+
+/** Opens /dev/fuse and mounts it, by mount(2) or through fusermount3; returns the fd. */
+function mountFuse(o: MountOptions, mountpoint: string, source: string, readOnly: boolean, log: Logger): number {
+  if (!mountsDirectly()) {
+    const access = fuseAccess(o);
+    const options = fusermountOptions([...o.mountFlags, ...(readOnly ? ['ro'] : [])], source, FUSE_SUBTYPE, access.allowOther, access.defaultPermissions);
+    log.info(`mounting through ${fusermountHelper()} -o ${options}`);
+    return mountWithFusermount(mountpoint, options);
+  }
+  // Non-blocking: the session reads on the main thread when poll says readable.
+  let fd: number;
+  try {
+    fd = openSync('/dev/fuse', constants.O_RDWR | constants.O_NONBLOCK);
+  } catch (err) {
+    throw new Error(`cannot open /dev/fuse: ${(err as Error).message}`);
+  }
+  const { flags, data } = fuseMountArgs(o, fd, readOnly);
+  log.info(`mount(2): type fuse.${FUSE_SUBTYPE}, data ${data}, flags 0x${flags.toString(16)}`);
+  try {
+    native().mount(source, mountpoint, `fuse.${FUSE_SUBTYPE}`, flags, data);
+  } catch (err) {
+    closeSync(fd);
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'EPERM') {
+      throw new Error(`mounting on '${mountpoint}' was refused (EPERM): root in a user namespace can mount only in a mount namespace of its own (unshare -Urm)`);
+    }
+    throw new Error(`mounting on '${mountpoint}' failed: ${e.message}`);
+  }
+  return fd;
 }
 
 /**
@@ -78,13 +151,31 @@ const HEAP_GROWING_PERCENT = 25;
 /** optionsText: the options as given, for `layerfs status`. */
 export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optionsText = ''): Promise<Served> {
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
+  checkMountable(o);
   const layers: Layer[] = [];
   const names: string[] = [];
   let upper: HostUpperLayer | undefined;
+  const chownAnyone = canChownAnyone();
   if (spec.upperdir !== undefined && !o.ro) {
     upper = new HostUpperLayer(spec.upperdir, path.join(spec.workdir!, 'work'));
     layers.push(upper);
     names.push('upper');
+    // Where owners are kept that lchown cannot set: the name the layer is
+    // already marked with, the one xattr_permissions= names, or (for a
+    // daemon that cannot chown at will) containers/storage's.
+    const mark = upper.overrideMark();
+    const name =
+      mark ?? (o.xattrPermissions === 1 ? PRIVILEGED_OVERRIDE : o.xattrPermissions === 2 || !chownAnyone ? CONTAINERS_OVERRIDE : undefined);
+    if (name !== undefined) {
+      upper.useOverride(name);
+      log.info(
+        `upper: owners, set-id bits and device nodes the daemon cannot set for real are kept in ${name} (${
+          mark !== undefined ? 'the layer root carries it' : o.xattrPermissions !== 0 ? `xattr_permissions=${o.xattrPermissions}` : 'the daemon cannot chown to other users'
+        })`,
+      );
+    } else {
+      log.info('upper: owners and modes set for real (root in the initial user namespace)');
+    }
   }
   const c = o.cache;
   const indexed: Array<IndexedLayer | undefined> = [];
@@ -99,13 +190,18 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
       .filter((m) => m.startsWith(`${l}/`))
       .map((m) => m.slice(l.length + 1) as LayerPath);
     const host = new HostLayer(l, fsName !== undefined, inside);
+    const mark = host.overrideMark();
+    if (mark !== undefined) {
+      host.useOverride(mark);
+      log.info(`lower${i + 1}: its root carries ${mark}: owners and modes are read from that xattr where present (not indexed)`);
+    }
     log.info(
       `lower${i + 1}: ${fsName !== undefined ? `on ${fsName}: metadata calls made synchronously` : 'not on a known local filesystem: every call asynchronous, so a stall delays only its own requests'}` +
         (inside.length ? `; ${inside.length} mount(s) inside it served asynchronously: ${inside.join(', ')}` : ''),
     );
     hosts.push(host);
     names.push(`lower${i + 1}`);
-    if (!c.enabled || !c.lowerIndex) {
+    if (!c.enabled || !c.lowerIndex || mark !== undefined) {
       layers.push(host);
       indexed.push(undefined);
       return;
@@ -138,6 +234,8 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
     upper,
     userxattr: o.userxattr,
     volatile: o.volatile,
+    // New objects and copies get any owner: for real, or in the override xattr.
+    privileged: chownAnyone || upper?.override !== undefined,
     cache: c.enabled ? { maxEntries: c.maxEntries, maxBytes: c.maxBytes } : false,
   });
   for (const ig of o.ignored) log.info(`option '${ig}' accepted; it has no effect on a layerfs mount`);
@@ -145,6 +243,9 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
   if (upper !== undefined) log.info(`work directory: ${upper.workRoot}`);
   const mc = ov.markerConfig;
   if (mc !== undefined) {
+    log.info(
+      `marker probe in the work directory: ${mc.why.join('; ')}`,
+    );
     log.info(
       `whiteouts written as ${mc.whiteout === 'chardev' ? 'character devices 0/0' : `zero-size files with ${mc.xattrNs}.overlay.whiteout in ${mc.xattrNs}.overlay.opaque=x directories (mknod refused)`}; opaque directories as ${mc.xattrNs}.overlay.opaque=y`,
     );
@@ -158,18 +259,16 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
   );
   log.info(`inode numbers: ${ov.samefs ? 'all layers on one filesystem, real st_ino passed through' : 'layers on several filesystems, st_ino = layer-filesystem index << 48 | real st_ino'}`);
 
-  // Non-blocking: the session reads on the main thread when poll says readable.
-  const fd = openSync('/dev/fuse', constants.O_RDWR | constants.O_NONBLOCK);
-  const { flags, data } = fuseMountArgs(o, fd, ov.readOnly);
+  const overflow = overflowIds();
+  const ids = new IdMap({ ...o.ids, overflowUid: overflow.uid, overflowGid: overflow.gid });
+  if (!ids.identity) log.info(`owners: ${ids.describe()}`);
   const source = (o.fsname ?? 'layerfs').replace(/[\s]/g, '_');
-  log.info(`mount(2): type fuse.${FUSE_SUBTYPE}, data ${data}, flags 0x${flags.toString(16)}`);
+  let fd: number;
   try {
-    native().mount(source, spec.mountpoint, `fuse.${FUSE_SUBTYPE}`, flags, data);
+    fd = mountFuse(o, spec.mountpoint, source, ov.readOnly, log);
   } catch (err) {
-    closeSync(fd);
-    const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EPERM') throw new Error(`mounting on '${spec.mountpoint}' needs root (mounting through fusermount3 is not supported yet)`);
-    throw new Error(`mounting on '${spec.mountpoint}' failed: ${e.message}`);
+    await ov.close();
+    throw err;
   }
   const session = new FuseSession(fd, ov, {
     entryTimeout: c.entryTimeout,
@@ -179,6 +278,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
     maxNodes: c.maxNodes,
     spinUsec: o.spinUsec,
     posixAcl: o.posixAcl,
+    ids,
     onUnexpected: (op, p, err) => log.error(`internal error in ${op} '${p}': ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
   });
   session.start();
@@ -196,7 +296,9 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
       name: n,
       root: layers[i].root,
       served: i === 0 && upper !== undefined ? 'upper (writable)' : indexed[i - (upper !== undefined ? 1 : 0)] !== undefined ? 'from its index' : 'from the layer',
+      override: (layers[i] === upper ? upper : hosts[i - (upper !== undefined ? 1 : 0)])?.override,
     })),
+    owners: ids.describe(),
     options: optionsText,
     log,
     startedAt: Date.now(),

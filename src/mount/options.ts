@@ -7,6 +7,7 @@
 // the backslashes.
 
 import { DEFAULT_LIMITS } from '../cache/metadata';
+import type { IdMapOptions, IdRange } from '../core/idmap';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -53,6 +54,14 @@ export interface MountOptions {
   trace?: string;
   /** Size bound of the trace ring (trace_max_mb=, default 64). */
   traceMaxBytes: number;
+  /** Owners shown (uidmapping=, gidmapping=, squash_to_root, squash_to_uid=, squash_to_gid=). */
+  ids: IdMapOptions;
+  /**
+   * fuse-overlayfs's xattr_permissions=: 1 keeps ownership overrides in
+   * security.fuseoverlayfs.override_stat, 2 in user.containers.override_stat;
+   * 0 (the default) decides by privilege (see core/override-stat.ts).
+   */
+  xattrPermissions: 0 | 1 | 2;
 }
 
 export const DEFAULT_TRACE_MAX_MB = 64;
@@ -139,6 +148,24 @@ const UNSUPPORTED: Record<string, string> = {
   'verity=require': 'fs-verity checking is not supported',
 };
 
+const MAX_ID = 0xfffffffe; // (uid_t)-1 means "unchanged" to chown
+
+/** Parses "D:S:N[:D:S:N...]" (empty fields from leading or doubled colons are skipped, as in fuse-overlayfs). */
+export function parseIdMapping(key: string, value: string): IdRange[] {
+  const parts = value.split(':').filter((p) => p !== '');
+  const bad = (why: string) => new UsageError(`option '${key}=${value}': ${why} (expected ON-DISK:SHOWN:COUNT triples, e.g. 0:1000:1:1:100000:65536)`);
+  if (parts.length === 0 || parts.length % 3 !== 0) throw bad('not a list of triples');
+  const out: IdRange[] = [];
+  for (let i = 0; i < parts.length; i += 3) {
+    const [disk, shown, count] = parts.slice(i, i + 3).map((p) => (/^\d+$/.test(p) ? Number(p) : NaN));
+    if (![disk, shown, count].every((n) => Number.isSafeInteger(n))) throw bad(`'${parts.slice(i, i + 3).join(':')}' is not three whole numbers`);
+    if (count === 0) throw bad('a range of 0 ids');
+    if (disk + count - 1 > MAX_ID || shown + count - 1 > MAX_ID) throw bad('a range past the largest id');
+    out.push({ disk, shown, count });
+  }
+  return out;
+}
+
 export function parseMountOptions(optionStrings: string[], source?: string): MountOptions {
   const o: MountOptions = {
     lowerdirs: [],
@@ -150,6 +177,8 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
     spinUsec: DEFAULT_SPIN_USEC,
     posixAcl: true,
     traceMaxBytes: DEFAULT_TRACE_MAX_MB * 1024 * 1024,
+    ids: {},
+    xattrPermissions: 0,
     cache: {
       enabled: true,
       entryTimeout: DEFAULT_TIMEOUT,
@@ -270,6 +299,30 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
           const mb = count(key, need());
           if (mb < 1) throw new UsageError(`option 'trace_max_mb' must be at least 1, not '${mb}'`);
           o.traceMaxBytes = mb * 1024 * 1024;
+          break;
+        }
+        case 'uidmapping':
+          o.ids.uids = parseIdMapping(key, need());
+          break;
+        case 'gidmapping':
+          o.ids.gids = parseIdMapping(key, need());
+          break;
+        case 'squash_to_root':
+          if (value !== undefined) throw new UsageError(`option 'squash_to_root' takes no value`);
+          o.ids.squashToRoot = true;
+          break;
+        case 'squash_to_uid':
+        case 'squash_to_gid': {
+          const id = count(key, need());
+          if (id > 0xfffffffe) throw new UsageError(`option '${key}' needs an id up to 4294967294, not '${id}'`);
+          if (key === 'squash_to_uid') o.ids.squashToUid = id;
+          else o.ids.squashToGid = id;
+          break;
+        }
+        case 'xattr_permissions': {
+          const v = need();
+          if (v !== '0' && v !== '1' && v !== '2') throw new UsageError(`option 'xattr_permissions' is 0, 1 or 2, not '${v}'`);
+          o.xattrPermissions = Number(v) as 0 | 1 | 2;
           break;
         }
         case 'spin':

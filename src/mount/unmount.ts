@@ -1,22 +1,13 @@
 // Unmounting a FUSE mount: as root with umount2(2) directly; otherwise through
 // fusermount3/fusermount, the setuid helpers of fuse3/fuse.
 import { spawnSync } from 'child_process';
-import * as fs from 'fs';
 import { native } from '../native';
+import { fusermountHelper } from './fusermount';
 
 export class UnmountError extends Error {
   constructor(message: string, readonly code?: string) {
     super(message);
   }
-}
-
-function helper(): string | undefined {
-  for (const dir of ['/usr/bin', '/bin', '/usr/local/bin', '/usr/sbin', '/sbin']) {
-    for (const name of ['fusermount3', 'fusermount']) {
-      if (fs.existsSync(`${dir}/${name}`)) return `${dir}/${name}`;
-    }
-  }
-  return undefined;
 }
 
 /** Unmounts mountpoint; lazy detaches it even while files are open. */
@@ -32,7 +23,7 @@ export function unmount(mountpoint: string, lazy: boolean): void {
       throw new UnmountError(`cannot unmount '${mountpoint}': ${why}`, code);
     }
   }
-  const h = helper();
+  const h = fusermountHelper();
   if (h === undefined) throw new UnmountError(`cannot unmount '${mountpoint}': not root and no fusermount3 found`);
   const r = spawnSync(h, lazy ? ['-uz', mountpoint] : ['-u', mountpoint], { encoding: 'utf8' });
   if (r.status !== 0) {
