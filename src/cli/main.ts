@@ -101,8 +101,15 @@ async function runMount(a: MountArgs): Promise<void> {
   const asChild = process.env[READY_ENV] === '1' && typeof process.send === 'function';
   if (!a.foreground && !asChild) return spawnDaemon();
   const log = makeLogger(a.verbose, asChild);
-  const served = await serve(spec, opts, log, (a.o ?? []).join(','));
+  // Written before mounting: a pidfile that cannot be written must not leave a mount behind.
   if (a.pidfile !== undefined) fs.writeFileSync(a.pidfile, `${process.pid}\n`);
+  let served;
+  try {
+    served = await serve(spec, opts, log, (a.o ?? []).join(','));
+  } catch (err) {
+    if (a.pidfile !== undefined) fs.rmSync(a.pidfile, { force: true });
+    throw err;
+  }
   if (asChild) {
     process.send!({ kind: 'ready' });
     process.disconnect();

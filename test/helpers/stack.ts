@@ -162,51 +162,9 @@ export function randomStack(seed: number, nLayers: number): LayerSpec[] {
   });
 }
 
-export interface SnapshotOptions {
-  ino?: boolean;
-  mtime?: boolean;
-  dirSize?: boolean;
-}
-
-export interface Snapshot {
-  tree: Record<string, string>;
-  /** Names readdir listed but lookup did not find (kernel overlayfs lists
-   *  whiteouts found in directories that merge with nothing below). */
-  dangling: string[];
-}
-
-/** Whole-tree snapshot: path -> one line of what a user can observe. */
-export function snapshot(root: string, o: SnapshotOptions = {}): Snapshot {
-  const out: Record<string, string> = {};
-  const dangling: string[] = [];
-  const walk = (rel: string) => {
-    const abs = rel ? path.join(root, rel) : root;
-    let st: fs.BigIntStats;
-    try {
-      st = fs.lstatSync(abs, { bigint: true });
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'ENOENT') throw err;
-      dangling.push(rel);
-      return;
-    }
-    const type = Number(st.mode) & 0o170000;
-    const parts = [`mode=${Number(st.mode).toString(8)}`, `uid=${st.uid}`, `gid=${st.gid}`, `nlink=${st.nlink}`];
-    if (type !== 0o040000 || o.dirSize) parts.push(`size=${st.size}`);
-    if (type === 0o020000 || type === 0o060000) parts.push(`rdev=${st.rdev}`);
-    if (o.mtime) parts.push(`mtime=${st.mtimeNs / 1000000n}`);
-    if (o.ino) parts.push(`ino=${st.ino}`);
-    if (type === 0o120000) parts.push(`target=${fs.readlinkSync(abs)}`);
-    if (type === 0o100000) parts.push(`sha=${createHash('sha256').update(fs.readFileSync(abs)).digest('hex').slice(0, 16)}`);
-    if (type === 0o100000 || type === 0o040000) {
-      const xs = native().llistxattr(abs).filter((n) => n.startsWith('user.')).sort();
-      for (const x of xs) parts.push(`${x}=${native().lgetxattr(abs, x).toString()}`);
-    }
-    out[rel || '/'] = parts.join(' ');
-    if (type === 0o040000) for (const n of fs.readdirSync(abs).sort()) walk(rel ? `${rel}/${n}` : n);
-  };
-  walk('');
-  return { tree: out, dangling };
-}
+// The whole-tree snapshot is plain JavaScript (tree.js), so that a test child
+// running as another user, without ts-jest, takes the same one.
+export { snapshot, type Snapshot, type SnapshotOptions } from './tree';
 
 /** Xattrs the kernel writes that carry its own identifiers (file handles, uuids), not state layerfs reproduces. */
 const KERNEL_IDENTITY_XATTRS = new Set(['trusted.overlay.origin', 'trusted.overlay.impure', 'trusted.overlay.uuid', 'trusted.overlay.nlink']);
