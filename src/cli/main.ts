@@ -57,7 +57,8 @@ function mountOptions(y: Argv) {
       coerce: (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]),
       describe:
         'mount options: lowerdir=L1:L2 (leftmost is the top layer), upperdir=U, workdir=W, ro, userxattr, ' +
-        'allow_other/no_allow_other, default_permissions/no_default_permissions, fsname=NAME, and the ' +
+        'allow_other/no_allow_other, default_permissions/no_default_permissions, fsname=NAME, ' +
+        'squash_to_root, squash_to_uid=N, squash_to_gid=N, uidmapping=D:S:N[:...], gidmapping=..., xattr_permissions=0|1|2, and the ' +
         'standard mount flags (dev, nodev, suid, nosuid, exec, noexec, noatime, ...). Escape ":" in a ' +
         'lower path as "\\:" and "," as "\\,".',
     })
