@@ -55,7 +55,11 @@ function probeWorkdir(workdir: string): void {
     } catch (err) {
       if ((err as { code?: string }).code !== 'EEXIST') throw err;
     }
-    if (!fs.statSync(work).isDirectory()) throw Object.assign(new Error('work is not a directory'), { code: 'ENOTDIR' });
+    const st = fs.statSync(work);
+    if (!st.isDirectory()) throw Object.assign(new Error('work is not a directory'), { code: 'ENOTDIR' });
+    // Kernel overlayfs leaves workdir/work at mode 000 (only root, which
+    // bypasses modes, uses it); a user taking over such layers owns it.
+    if (st.uid === process.geteuid?.() && (st.mode & 0o700) !== 0o700) fs.chmodSync(work, 0o700);
     fs.writeFileSync(probe, '');
     fs.unlinkSync(probe);
   } catch (err) {

@@ -199,6 +199,12 @@ describeIfKernelOverlay('mounting without root: scenarios as an unprivileged use
     expect(noOverride(withoutOwners(seen))).toEqual(withoutOwners(res.mounts.layerfs.tree!));
     expect(seen['cu/rootf2']).toContain(`uid=${ids.uid}`);
     expect(seen['cu/rootf2']).toContain('user.containers.override_stat=0:0:0644:file');
+    // And layerfs (as the user again) over the upper the kernel wrote: the same
+    // tree. (The kernel, mounted by root, left a root-owned work/work.)
+    execFileSync('chown', ['-R', `${ids.uid}:${ids.gid}`, k.work]);
+    const back = runAsUser('user-kernel-upper', { skipSteps: true, mounts: [{ name: 'layerfs', kind: 'layerfs', ...k, lowerdir: lowerdir(k), pidfile: `${runDir}/user3.pid` }] }, false);
+    expect(back.mounts.layerfs.error).toBeUndefined();
+    expect(back.mounts.layerfs.tree).toEqual(res.mounts.kernel.tree);
   });
 
   test('as root in a user namespace (unshare -Urm): every scenario as on kernel overlayfs mounted there with userxattr', async () => {
@@ -226,6 +232,14 @@ describeIfKernelOverlay('mounting without root: scenarios as an unprivileged use
     await kl.unmount();
     mounts.splice(0);
     expect(withoutOwners(seen)).toEqual(withoutOwners(res.mounts.layerfs.tree!));
+    // And the other way: layerfs over the upper the kernel wrote in the
+    // namespace (userxattr markers) shows what the kernel showed.
+    const lk = await mountLayerfs(opts(k), k.mnt);
+    mounts.push(lk);
+    const read = snapshot(k.mnt).tree;
+    await lk.unmount();
+    mounts.splice(0);
+    expect(withoutOwners(read)).toEqual(withoutOwners(res.mounts.kernel.tree!));
   });
 
   test("allow_other is refused to a user with one clear line when /etc/fuse.conf does not allow it; nothing is mounted", () => {
