@@ -203,6 +203,12 @@ export class HostLayer implements Layer {
   readonly calls = new SyscallCounts();
 
   /**
+   * The override xattr this layer's ownership is read from (and, for the
+   * upper, written to), when it is in that mode (core/override-stat.ts).
+   */
+  protected overrideName: string | undefined;
+
+  /**
    * @param sync metadata calls (lstat, readdir, readlink, open, close) are
    * made synchronously, and so are reads of up to 128 KiB: only for layers
    * on a local filesystem (fstype.ts).
@@ -210,12 +216,6 @@ export class HostLayer implements Layer {
    * inside the layer (it may stall: a FUSE or network mount); calls at or
    * below them stay asynchronous.
    */
-  /**
-   * The override xattr this layer's ownership is read from (and, for the
-   * upper, written to), when it is in that mode (core/override-stat.ts).
-   */
-  protected overrideName: string | undefined;
-
   constructor(
     readonly root: string,
     private readonly sync = false,

@@ -30,7 +30,7 @@ import { Control } from './control';
 import { canChownAnyone, overflowIds } from './privilege';
 import { IdMap } from '../core/idmap';
 import { CONTAINERS_OVERRIDE, PRIVILEGED_OVERRIDE } from '../core/override-stat';
-import { fusermountHelper, fusermountOptions, mountWithFusermount, userAllowOther } from './fusermount';
+import { fusermountHelper, fusermountOptions, NO_FUSERMOUNT, mountWithFusermount, userAllowOther } from './fusermount';
 import type { MountSpec } from './validate';
 
 export interface Logger {
@@ -68,9 +68,7 @@ export function fuseAccess(o: MountOptions): { allowOther: boolean; defaultPermi
  */
 export function checkMountable(o: MountOptions): void {
   if (mountsDirectly()) return;
-  if (fusermountHelper() === undefined) {
-    throw new Error('mounting as a non-root user needs fusermount3 (Debian/Ubuntu package fuse3), and none was found');
-  }
+  if (fusermountHelper() === undefined) throw new Error(NO_FUSERMOUNT);
   try {
     accessSync('/dev/fuse', constants.R_OK | constants.W_OK);
   } catch {

@@ -9,6 +9,8 @@ import { spawnSync } from 'child_process';
 import { closeSync, existsSync, readFileSync } from 'fs';
 import { native } from '../native';
 
+export const NO_FUSERMOUNT = 'mounting as a non-root user needs fusermount3 (Debian/Ubuntu package fuse3), and none was found';
+
 /** fusermount3 (fuse3) or fusermount (fuse 2, same protocol), from the usual places. */
 export function fusermountHelper(): string | undefined {
   for (const dir of ['/usr/bin', '/bin', '/usr/local/bin', '/usr/sbin', '/sbin']) {
@@ -52,9 +54,7 @@ export function fusermountOptions(flags: string[], fsname: string, subtype: stri
  */
 export function mountWithFusermount(mountpoint: string, options: string): number {
   const helper = fusermountHelper();
-  if (helper === undefined) {
-    throw new Error('mounting as a non-root user needs fusermount3 (Debian/Ubuntu package fuse3), and none was found');
-  }
+  if (helper === undefined) throw new Error(NO_FUSERMOUNT);
   const n = native();
   const [ours, theirs] = n.socketpair();
   let r;
