@@ -129,6 +129,9 @@ export class TraceStore {
 /** Opens a trace file for reading; a clear error if it is not one. */
 export function openTraceFile(file: string): Database.Database {
   if (!fs.existsSync(file)) throw new Error(`${file}: no such trace file`);
+  if (fs.statSync(file).isDirectory()) {
+    throw new Error(`${file}: a directory, not a trace file ('layerfs status MOUNTPOINT' shows the file a mount traces to)`);
+  }
   let db: Database.Database;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });
