@@ -6,6 +6,8 @@ import * as path from 'path';
 export interface NativeAddon {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lgetxattr(path: string, name: string): Buffer;
+  /** As lgetxattr, but undefined when the xattr is not set (ENODATA) or not supported there. */
+  lgetxattrIfSet(path: string, name: string): Buffer | undefined;
   lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
   llistxattr(path: string): string[];
   lremovexattr(path: string, name: string): void;

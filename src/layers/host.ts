@@ -250,15 +250,9 @@ export class HostLayer implements Layer {
     if (name === undefined) return undefined;
     const type = real.mode & S_IFMT;
     if (type !== S_IFREG && type !== S_IFDIR) return undefined;
-    let v: Buffer;
-    try {
-      this.calls.add('lgetxattr');
-      v = native().lgetxattr(path, name);
-    } catch (err) {
-      if (hasCode(err, 'ENODATA', 'ENOTSUP', 'EOPNOTSUPP')) return undefined;
-      throw asFsError(err, 'lgetxattr', path);
-    }
-    return parseOverride(v.toString('latin1'), real);
+    this.calls.add('lgetxattr');
+    const v = sys('lgetxattr', path, () => native().lgetxattrIfSet(path, name));
+    return v === undefined ? undefined : parseOverride(v.toString('latin1'), real);
   }
 
   /** real, or what its override says. */
