@@ -138,20 +138,31 @@ describeIfKernelOverlay('mounting without root: scenarios as an unprivileged use
 
   afterAll(async () => {
     for (const m of mounts.splice(0)) await m.unmount();
-    for (const pid of pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone, as it should be
-      }
+    // Daemons the runs started (each wrote its pidfile in runDir), also those
+    // of a run that died before reporting: still alive only if something failed.
+    const started = new Set(pids);
+    if (runDir !== undefined && fs.existsSync(runDir)) {
+      for (const f of fs.readdirSync(runDir)) if (f.endsWith('.pid')) started.add(Number(fs.readFileSync(`${runDir}/${f}`, 'utf8')));
     }
+    for (const pid of started) {
+      let cmdline = '';
+      try {
+        cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        continue; // gone, as it should be
+      }
+      if (cmdline.includes('main.js') || cmdline.includes('bin/layerfs')) process.kill(pid, 'SIGKILL');
+    }
+    let leftover = false;
     if (base !== undefined) {
+      leftover = anyMountUnder(base);
       for (const d of fs.readdirSync(base)) if (fs.existsSync(`${base}/${d}/mnt`)) forceUnmount(`${base}/${d}/mnt`);
-      expect(anyMountUnder(base)).toBe(false);
       fs.rmSync(base, { recursive: true, force: true });
     }
+    // Put back before judging, so that a failure leaves the machine as it was.
     if (fuseMode !== undefined && fuseMode !== 0o666) fs.chmodSync('/dev/fuse', fuseMode);
     if (ids?.made) spawnSync('userdel', [USER]);
+    expect(leftover).toBe(false);
   });
 
   /** Step results must match, scenario by scenario; then the trees. */
