@@ -278,7 +278,7 @@ export class HostLayer implements Layer {
     this.calls.add('lstat');
     const path = this.hostPath(p);
     const st = this.syncAt(p) ? lstatHost(path) : statFromNode(await fsp.lstat(path, { bigint: true }));
-    return this.overrideName === undefined ? st : this.shown(path, st);
+    return this.shown(path, st);
   }
 
   async readdir(p: LayerPath): Promise<DirEntry[]> {

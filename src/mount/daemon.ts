@@ -290,12 +290,15 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
     session,
     layers,
     names,
-    layerInfo: names.map((n, i) => ({
-      name: n,
-      root: layers[i].root,
-      served: i === 0 && upper !== undefined ? 'upper (writable)' : indexed[i - (upper !== undefined ? 1 : 0)] !== undefined ? 'from its index' : 'from the layer',
-      override: (layers[i] === upper ? upper : hosts[i - (upper !== undefined ? 1 : 0)])?.override,
-    })),
+    layerInfo: names.map((n, i) => {
+      const lower = i - (upper !== undefined ? 1 : 0); // -1: the upper
+      return {
+        name: n,
+        root: layers[i].root,
+        served: lower < 0 ? 'upper (writable)' : indexed[lower] !== undefined ? 'from its index' : 'from the layer',
+        override: (lower < 0 ? upper : hosts[lower])?.override,
+      };
+    }),
     owners: ids.describe(),
     options: optionsText,
     log,

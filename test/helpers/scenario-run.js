@@ -3,7 +3,7 @@
 // was started in: as an unprivileged user (layerfs mounts go through
 // fusermount3), or as root inside `unshare -Urm` (layerfs and kernel
 // overlayfs mount directly). Prints JSON: per mount, the step results, the
-// merged tree afterwards, and the daemon pid; errors that stop a mount are
+// merged tree afterwards; errors that stop a mount are
 // reported in it too. Every mount it made is unmounted before it exits.
 //   usage: scenario-run.js CONFIG.json
 // CONFIG: { cli, skipSteps?, mounts: [{ name, kind: 'layerfs'|'kernel'|'mounted',
@@ -50,7 +50,6 @@ for (const m of cfg.mounts) {
     continue;
   }
   try {
-    if (m.pidfile && fs.existsSync(m.pidfile)) out.pid = Number(fs.readFileSync(m.pidfile, 'utf8'));
     if (!cfg.skipSteps) out.steps = runAll(m.mnt, ctx);
     out.tree = snapshot(m.mnt).tree;
   } catch (err) {

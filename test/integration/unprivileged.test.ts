@@ -15,6 +15,7 @@ import * as path from 'path';
 import { describeIfKernelOverlay, tmpdir } from '../helpers/env';
 import { anyMountUnder, CLI, forceUnmount, mountKernelOverlay, mountLayerfs, REPO, type Mounted } from '../helpers/mount';
 import { snapshot } from '../helpers/stack';
+import { fusermountHelper } from '../../src/mount/fusermount';
 import { native } from '../../src/native';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -26,7 +27,6 @@ type Steps = Record<string, Array<[string, string]>>;
 interface MountResult {
   steps?: Steps;
   tree?: Record<string, string>;
-  pid?: number;
   error?: string;
 }
 interface RunResult {
@@ -43,15 +43,11 @@ interface Stack {
   mnt: string;
 }
 
-function fusermount3(): string | undefined {
-  return ['/usr/bin/fusermount3', '/bin/fusermount3'].find((p) => fs.existsSync(p));
-}
-
 function unshareWorks(): boolean {
   return spawnSync('unshare', ['-Urm', 'true']).status === 0;
 }
 
-const why = process.geteuid?.() !== 0 ? 'not running as root' : fusermount3() === undefined ? 'fusermount3 missing (Debian package fuse3; npm test installs it as root)' : undefined;
+const why = process.geteuid?.() !== 0 ? 'not running as root' : fusermountHelper() === undefined ? 'fusermount3 missing (Debian package fuse3; npm test installs it as root)' : undefined;
 
 function ensureUser(): { uid: number; gid: number; made: boolean } {
   let made = false;
@@ -92,7 +88,6 @@ describeIfKernelOverlay('mounting without root: scenarios as an unprivileged use
   let repo = REPO;
   const runner = () => path.join(repo, 'test', 'helpers', 'scenario-run.js');
   const cli = () => path.join(repo, 'bin', 'layerfs');
-  const pids: number[] = [];
   const mounts: Mounted[] = [];
 
   /** Runs the scenario runner as the test user (inside unshare -Urm when asked). */
@@ -108,9 +103,7 @@ describeIfKernelOverlay('mounting without root: scenarios as an unprivileged use
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LAYERFS_RUNTIME_DIR: runDir },
     });
     if (r.status !== 0) throw new Error(`scenario runner failed (${r.status ?? r.signal}): ${r.stderr}`);
-    const res = JSON.parse(r.stdout) as RunResult;
-    for (const m of Object.values(res.mounts)) if (m.pid !== undefined) pids.push(m.pid);
-    return res;
+    return JSON.parse(r.stdout) as RunResult;
   }
 
   beforeAll(() => {
@@ -138,9 +131,9 @@ describeIfKernelOverlay('mounting without root: scenarios as an unprivileged use
 
   afterAll(async () => {
     for (const m of mounts.splice(0)) await m.unmount();
-    // Daemons the runs started (each wrote its pidfile in runDir), also those
-    // of a run that died before reporting: still alive only if something failed.
-    const started = new Set(pids);
+    // Daemons the runs started, each named by its pidfile in runDir (also
+    // those of a run that died before reporting): alive only if something failed.
+    const started = new Set<number>();
     if (runDir !== undefined && fs.existsSync(runDir)) {
       for (const f of fs.readdirSync(runDir)) if (f.endsWith('.pid')) started.add(Number(fs.readFileSync(`${runDir}/${f}`, 'utf8')));
     }
