@@ -25,9 +25,14 @@ export interface Layer {
   /** Entries of a directory, without "." and "..". */
   readdir(p: LayerPath): Promise<DirEntry[]>;
   readlink(p: LayerPath): Promise<string>;
-  /** The value of one xattr; throws ENODATA when it is not set. */
-  getxattr(p: LayerPath, name: string): Promise<Buffer>;
-  listxattr(p: LayerPath): Promise<string[]>;
+  /**
+   * The value of one xattr; throws ENODATA when it is not set. known: what
+   * this layer's lstat returned for p, when the caller still has it; a layer
+   * may answer from what it knew when it produced that stat (IndexedLayer
+   * does, so a cached lookup's xattrs cost no index query).
+   */
+  getxattr(p: LayerPath, name: string, known?: Stat): Promise<Buffer>;
+  listxattr(p: LayerPath, known?: Stat): Promise<string[]>;
   open(p: LayerPath, flags: number): Promise<LayerFile>;
   statfs(p: LayerPath): Promise<StatFs>;
 }

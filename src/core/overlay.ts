@@ -539,13 +539,13 @@ export class Overlay {
     if (isPrivateXattr(name)) throw fsError('ENODATA', 'getxattr', path);
     const r = await this.resolve(path);
     const top = winner(r)!;
-    return this.layers[top.layer].getxattr(layerPath(r.path), name);
+    return this.layers[top.layer].getxattr(layerPath(r.path), name, top.stat);
   }
 
   async listxattr(path: string): Promise<string[]> {
     const r = await this.resolve(path);
     const top = winner(r)!;
-    const names = await this.layers[top.layer].listxattr(layerPath(r.path));
+    const names = await this.layers[top.layer].listxattr(layerPath(r.path), top.stat);
     return names.filter((n) => !isPrivateXattr(n));
   }
 

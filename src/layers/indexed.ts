@@ -14,6 +14,13 @@ import type { HostLayer } from './host';
 export class IndexedLayer implements Layer {
   /** Root names to read from the layer itself (appeared since the index was opened). */
   private readonly direct = new Set<string>();
+  /**
+   * The packed xattrs of the row each stat handed out came from: a getxattr
+   * given that stat back (the winner of a cached resolution) needs no query.
+   * `ls -l` asks for security.selinux on every file, every time: that query
+   * was the largest cost of a hot listing. Rows never change while open.
+   */
+  private readonly xattrsOf = new WeakMap<Stat, Buffer | null>();
 
   constructor(
     readonly host: HostLayer,
@@ -47,6 +54,7 @@ export class IndexedLayer implements Layer {
     if (this.useHost(p)) return this.host.lstat(p);
     const e = this.index.lookup(p);
     if (e === undefined) throw fsError('ENOENT', 'lstat', p);
+    this.xattrsOf.set(e.stat, e.xattrs);
     return e.stat;
   }
 
@@ -70,20 +78,27 @@ export class IndexedLayer implements Layer {
     return e.target;
   }
 
-  async getxattr(p: LayerPath, name: string): Promise<Buffer> {
-    if (this.useHost(p)) return this.host.getxattr(p, name);
+  /** The packed xattrs of the indexed object at p (from `known` when it came from here). */
+  private packedXattrs(p: LayerPath, known: Stat | undefined, op: string): Buffer | null {
+    const packed = known === undefined ? undefined : this.xattrsOf.get(known);
+    if (packed !== undefined) return packed;
     const e = this.index.lookup(p);
-    if (e === undefined) throw fsError('ENOENT', 'getxattr', p);
-    const v = unpackXattrs(e.xattrs).get(name);
+    if (e === undefined) throw fsError('ENOENT', op, p);
+    return e.xattrs;
+  }
+
+  async getxattr(p: LayerPath, name: string, known?: Stat): Promise<Buffer> {
+    if (this.useHost(p)) return this.host.getxattr(p, name);
+    const packed = this.packedXattrs(p, known, 'getxattr');
+    const v = unpackXattrs(packed).get(name);
     if (v === undefined) throw fsError('ENODATA', 'getxattr', p);
     return v;
   }
 
-  async listxattr(p: LayerPath): Promise<string[]> {
+  async listxattr(p: LayerPath, known?: Stat): Promise<string[]> {
     if (this.useHost(p)) return this.host.listxattr(p);
-    const e = this.index.lookup(p);
-    if (e === undefined) throw fsError('ENOENT', 'listxattr', p);
-    return [...unpackXattrs(e.xattrs).keys()];
+    const packed = this.packedXattrs(p, known, 'listxattr');
+    return [...unpackXattrs(packed).keys()];
   }
 
   open(p: LayerPath, flags: number): Promise<LayerFile> {
