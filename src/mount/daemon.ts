@@ -30,6 +30,7 @@ import { Control } from './control';
 import { canChownAnyone, overflowIds } from './privilege';
 import { IdMap } from '../core/idmap';
 import { CONTAINERS_OVERRIDE, PRIVILEGED_OVERRIDE } from '../core/override-stat';
+import { setReadahead } from './bdi';
 import { fusermountHelper, fusermountOptions, NO_FUSERMOUNT, mountWithFusermount, userAllowOther } from './fusermount';
 import type { MountSpec } from './validate';
 
@@ -283,6 +284,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
   await Promise.race([session.initialized, session.ended.then((why) => Promise.reject(new Error(`mount ended before INIT: ${why}`)))]);
   const mine = mountAt(spec.mountpoint);
   log.info(`mounted on ${spec.mountpoint}${mine ? ` (mount id ${mine.id})` : ''}`);
+  if (mine !== undefined && o.readaheadKb > 0) log.info(setReadahead(mine.dev, o.readaheadKb));
 
   const control = new Control({
     mountpoint: spec.mountpoint,

@@ -3,6 +3,8 @@ import * as fs from 'fs';
 
 export interface MountEntry {
   id: number;
+  /** The filesystem's device, "major:minor" (a FUSE mount's backing device is named so in sysfs). */
+  dev: string;
   mountpoint: string;
   fstype: string;
   source: string;
@@ -23,6 +25,7 @@ export function readMountinfo(): MountEntry[] {
     if (sep < 0) continue;
     out.push({
       id: Number(f[0]),
+      dev: f[2],
       mountpoint: unoctal(f[4]),
       options: f[5],
       fstype: f[sep + 1],

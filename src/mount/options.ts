@@ -45,6 +45,12 @@ export interface MountOptions {
    * everything, before sleeping (spin=; 0 sleeps at once). See FuseSession.
    */
   spinUsec: number;
+  /**
+   * Read-ahead of the mount's kernel backing device in KiB (readahead_kb=;
+   * 0 leaves the kernel's 128). Set through sysfs, so only when the daemon
+   * is root in the initial namespace. See DESIGN, "Kernel caches".
+   */
+  readaheadKb: number;
   /** The kernel enforces and caches the layers' POSIX ACLs (on; `noacl` turns it off, as in fuse-overlayfs). */
   posixAcl: boolean;
   /**
@@ -68,6 +74,11 @@ export const DEFAULT_TRACE_MAX_MB = 64;
 
 /** Default spin=: long enough to catch the next request of find or ls -l on the bench machine. */
 export const DEFAULT_SPIN_USEC = 200;
+/**
+ * Default readahead_kb=: one FUSE READ of max_pages (256 pages, 1 MiB) per
+ * read-ahead window instead of eight of 128 KiB.
+ */
+export const DEFAULT_READAHEAD_KB = 1024;
 /** Kernel inodes held at once before the least recently looked up are dropped. */
 export const DEFAULT_MAX_NODES = 100_000;
 
@@ -175,6 +186,7 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
     mountFlags: [],
     ignored: [],
     spinUsec: DEFAULT_SPIN_USEC,
+    readaheadKb: DEFAULT_READAHEAD_KB,
     posixAcl: true,
     traceMaxBytes: DEFAULT_TRACE_MAX_MB * 1024 * 1024,
     ids: {},
@@ -325,6 +337,10 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
           o.xattrPermissions = Number(v) as 0 | 1 | 2;
           break;
         }
+        case 'readahead_kb':
+          o.readaheadKb = count(key, need());
+          if (o.readaheadKb > 1_048_576) throw new UsageError(`option 'readahead_kb' is in KiB, at most 1048576, not '${o.readaheadKb}'`);
+          break;
         case 'spin':
           o.spinUsec = count(key, need());
           if (o.spinUsec > 100_000) throw new UsageError(`option 'spin' is in microseconds, at most 100000, not '${o.spinUsec}'`);

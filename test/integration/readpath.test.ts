@@ -117,4 +117,28 @@ describeIfFuse('read path through a real mount', () => {
       await big.unmount();
     }
   });
+
+  test('a sequential read arrives as 1 MiB READs (read-ahead of the mount raised); readahead_kb=0 keeps the kernel 128 KiB', async () => {
+    const dir = `${base}/ra-lower`;
+    fs.mkdirSync(dir);
+    const data = Buffer.alloc(8 << 20);
+    for (let i = 0; i < data.length; i += 4) data.writeUInt32LE((i * 2654435761) >>> 0, i);
+    fs.writeFileSync(`${dir}/big`, data);
+    const reads: Record<string, number> = {};
+    for (const [name, opt] of [['raised', ''], ['kernel', ',readahead_kb=0']]) {
+      fs.mkdirSync(`${base}/ra-${name}`);
+      const stats = `${base}/ra-${name}.json`;
+      const mnt = await mountLayerfs(`lowerdir=${dir}${opt}`, `${base}/ra-${name}`, [], { LAYERFS_STATS_FILE: stats });
+      try {
+        const dev = run('mountpoint', ['-d', mnt.mountpoint]).stdout.trim();
+        expect(fs.readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim()).toBe(name === 'raised' ? '1024' : '128');
+        expect(run('sh', ['-c', `dd if=${mnt.mountpoint}/big bs=1M 2>/dev/null | sha256sum`]).stdout).toBe(run('sh', ['-c', `sha256sum < ${dir}/big`]).stdout);
+        reads[name] = ((await daemonStats(mnt, stats)).byOp as Record<string, number>).read;
+      } finally {
+        await mnt.unmount();
+      }
+    }
+    expect(reads.raised).toBeLessThanOrEqual(10); // 8 of 1 MiB (and a few more at most)
+    expect(reads.kernel).toBeGreaterThanOrEqual(60); // 64 of 128 KiB
+  });
 });
