@@ -33,6 +33,8 @@ describe('mount option parsing', () => {
     [['lowerdir=/a:'], /empty path/],
     [['lowerdir=/l,spin=-1'], /'spin' needs a whole number/],
     [['lowerdir=/l,spin=1000000'], /'spin' is in microseconds, at most 100000/],
+    [['lowerdir=/l,readahead_kb=1m'], /'readahead_kb' needs a whole number/],
+    [['lowerdir=/l,readahead_kb=2000000'], /'readahead_kb' is in KiB, at most 1048576/],
     [['lowerdir=/l,max_nodes=5'], /'max_nodes' must be at least 10/],
     [['lowerdir=/l,max_nodes=many'], /'max_nodes' needs a whole number/],
   ])('%j is refused', (opts, msg) => {
@@ -43,6 +45,12 @@ describe('mount option parsing', () => {
   test('max_nodes= bounds the kernel inodes held (default 100 000)', () => {
     expect(parseMountOptions(['lowerdir=/l']).cache.maxNodes).toBe(100_000);
     expect(parseMountOptions(['lowerdir=/l,max_nodes=5000']).cache.maxNodes).toBe(5000);
+  });
+
+  test('readahead_kb= sets the mount read-ahead window; 0 keeps the kernel one', () => {
+    expect(parseMountOptions(['lowerdir=/l']).readaheadKb).toBe(1024);
+    expect(parseMountOptions(['lowerdir=/l,readahead_kb=0']).readaheadKb).toBe(0);
+    expect(parseMountOptions(['lowerdir=/l,readahead_kb=4096']).readaheadKb).toBe(4096);
   });
 
   test('spin= sets how long the daemon polls before sleeping; 0 turns it off', () => {
