@@ -112,6 +112,7 @@ export class CopyUp {
     }
     // Regular file with data: copy it outside the lock into the work directory.
     const tmp = { work: host.tmpName() };
+    let placed = false; // renamed into place: nothing left to remove
     try {
       await this.copyData(r.path, top, tmp);
       await host.mutate(async () => {
@@ -120,9 +121,10 @@ export class CopyUp {
         // Gone, already copied up, or replaced meanwhile: drop this copy; ensure() looks again.
         if (now === undefined || now.layer === 0 || !sameObject(now, top)) return;
         await this.commitLocked(r.path, now, tmp, t0);
+        placed = true;
       });
     } finally {
-      await host.upper.unlink(tmp).catch(() => undefined);
+      if (!placed) await host.upper.unlink(tmp).catch(() => undefined);
     }
   }
 
@@ -134,7 +136,6 @@ export class CopyUp {
     try {
       dst = await host.upper.openFile(to, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600);
       const size = from.stat.size;
-      await dst.truncate(size);
       const buf = Buffer.allocUnsafe(Math.min(CHUNK, size));
       let pos = 0;
       while (pos < size) {
@@ -157,6 +158,10 @@ export class CopyUp {
         if (off < end) break; // the file shrank under us: what was there is copied
         pos = end;
       }
+      // A hole at the end (or a source that shrank) leaves the copy short:
+      // the size is the one seen at lookup. Dense files skip this call
+      // (truncate goes through the threadpool: it may free blocks).
+      if (pos < size) await dst.truncate(size);
       if (host.syncData) await dst.fsync(false);
     } finally {
       await dst?.close();

@@ -124,15 +124,16 @@ export class FuseSession {
   }
 
   /**
-   * Tells the kernel to forget what it caches for path. Written from the
-   * threadpool, never synchronously: the kernel may hold the locks this
-   * needs until it gets the reply to a request we are still serving.
+   * Tells the kernel to forget what it caches for path. Names and data are
+   * written from the threadpool, never synchronously: the kernel may hold the
+   * locks that needs until it gets the reply to a request we are still
+   * serving. Attributes alone are written at once (invalAttr).
    */
   private invalidate(path: MergedPath, what: 'attr' | 'entry'): void {
     if (this.closed) return;
     if (what === 'attr') {
       const node = this.nodes.idOf(path);
-      if (node !== undefined) this.notify(P.notifyInvalInode(node, -1, 0));
+      if (node !== undefined) this.invalAttr(node);
       return;
     }
     if (path === '/') {
@@ -158,6 +159,22 @@ export class FuseSession {
   private invalEntry(path: MergedPath): void {
     const parent = this.nodes.idOf(parentOf(path));
     if (parent !== undefined) this.notify(P.notifyInvalEntry(parent, baseName(path)));
+  }
+
+  /**
+   * Drops the kernel's cached attributes of a node, synchronously. An
+   * attributes-only FUSE_NOTIFY_INVAL_INODE (offset < 0) looks the inode up
+   * and marks its attributes stale under spinlocks, touching no page and no
+   * inode lock, so it cannot wait on a request we are serving. Written
+   * through the threadpool it cost two thread wake-ups; a copy-up sends one
+   * per directory it copies.
+   */
+  private invalAttr(node: number): void {
+    try {
+      writeSync(this.fd, P.notifyInvalInode(node, -1, 0));
+    } catch {
+      // ENOENT: the kernel no longer has the inode, nothing to drop.
+    }
   }
 
   private notify(buf: Buffer): void {
@@ -418,7 +435,7 @@ export class FuseSession {
     // The WRITE and OPEN replies carry no attributes: the kernel's cached mode
     // must go before the caller can stat. Written synchronously, before the
     // reply: an attributes-only invalidation takes no lock a request holds.
-    if (after.mode !== before.mode) writeSync(this.fd, P.notifyInvalInode(req.nodeid, -1, 0));
+    if (after.mode !== before.mode) this.invalAttr(req.nodeid);
   }
 
   private caller(req: P.Request): Caller {
@@ -535,7 +552,7 @@ export class FuseSession {
         const p = this.child(req.nodeid, name);
         const out = this.entry(req.nodeid, name, await ov.link(from, p));
         // The source's nlink changed; the kernel holds it under another node.
-        this.notify(P.notifyInvalInode(fromId, -1, 0));
+        this.invalAttr(fromId);
         return out;
       }
       case P.Op.OPEN: {

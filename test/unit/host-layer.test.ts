@@ -80,6 +80,29 @@ describe('write path over host directories', () => {
     await ov.release(fh);
     await ov.close();
   });
+
+  test('copy-up keeps size, contents and holes: a hole in the middle, one at the end, none', async () => {
+    const lower = (n: string) => path.join(base, 'lower', n);
+    const mib = 1 << 20;
+    const data = Buffer.alloc(mib, 7);
+    for (const [name, layout] of [['mid', [0, 3 * mib]], ['end', [0]], ['dense', [0, mib]]] as const) {
+      const fd = fs.openSync(lower(name), 'w');
+      for (const at of layout) fs.writeSync(fd, data, 0, data.length, at);
+      fs.closeSync(fd);
+      if (name === 'end') fs.truncateSync(lower(name), 5 * mib); // hole from 1 MiB to 5 MiB
+    }
+    const ov = await open();
+    for (const name of ['mid', 'end', 'dense']) {
+      await ov.setattr(`/${name}`, { mode: 0o600 }); // a metadata change copies the data up
+      const up = path.join(base, 'upper', name);
+      const st = fs.statSync(up);
+      expect(st.size).toBe(fs.statSync(lower(name)).size);
+      expect(fs.readFileSync(up).equals(fs.readFileSync(lower(name)))).toBe(true);
+      expect(st.blocks * 512).toBeLessThanOrEqual(fs.statSync(lower(name)).blocks * 512 + 64 * 1024);
+    }
+    expect(fs.statSync(path.join(base, 'upper/end')).blocks * 512).toBeLessThan(2 * mib); // 1 MiB of data in 5
+    await ov.close();
+  });
 });
 
 describe('directory emptiness for rmdir and rename-over', () => {
