@@ -124,10 +124,10 @@ export class FuseSession {
   }
 
   /**
-   * Tells the kernel to forget what it caches for path. Names and data are
-   * written from the threadpool, never synchronously: the kernel may hold the
-   * locks that needs until it gets the reply to a request we are still
-   * serving. Attributes alone are written at once (invalAttr).
+   * Tells the kernel to forget what it caches for path. Name and data
+   * invalidations are written from the threadpool, never synchronously: they
+   * take locks the kernel may hold until it gets the reply to a request we
+   * are still serving. Attributes alone are written at once (invalAttr).
    */
   private invalidate(path: MergedPath, what: 'attr' | 'entry'): void {
     if (this.closed) return;
