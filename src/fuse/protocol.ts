@@ -81,6 +81,8 @@ export const FUSE_READDIRPLUS_AUTO = 1 << 14;
 export const FUSE_PARALLEL_DIROPS = 1 << 18;
 export const FUSE_POSIX_ACL = 1 << 20;
 export const FUSE_MAX_PAGES = 1 << 22;
+/** The kernel keeps symlink targets in the inode's page cache (dropped by INVAL_INODE). */
+export const FUSE_CACHE_SYMLINKS = 1 << 23;
 /** The server clears set-id bits and security.capability on write, truncate and chown. */
 export const FUSE_HANDLE_KILLPRIV_V2 = 1 << 28;
 

@@ -104,6 +104,7 @@ describeIfFuse('read path through a real mount', () => {
     const dir = `${base}/big-lower`;
     fs.mkdirSync(`${dir}/many`, { recursive: true });
     for (let i = 0; i < 200; i++) fs.writeFileSync(`${dir}/many/f${i}`, 'x'.repeat(i));
+    fs.symlinkSync('many/f1', `${dir}/link`);
     fs.mkdirSync(`${base}/big-mnt`);
     const stats = `${base}/stats.json`;
     const big = await mountLayerfs(`lowerdir=${dir}`, `${base}/big-mnt`, [], { LAYERFS_STATS_FILE: stats });
@@ -113,6 +114,9 @@ describeIfFuse('read path through a real mount', () => {
       const byOp = (await daemonStats(big, stats)).byOp as Record<string, number>;
       expect(byOp.readdirplus).toBeGreaterThan(0);
       expect(byOp.lookup ?? 0).toBeLessThan(20); // 200 without READDIRPLUS
+      // Symlink targets are cached by the kernel: one READLINK however often read.
+      for (let i = 0; i < 3; i++) expect(fs.readlinkSync(`${big.mountpoint}/link`)).toBe('many/f1');
+      expect((await daemonStats(big, stats)).byOp).toMatchObject({ readlink: 1 });
     } finally {
       await big.unmount();
     }
