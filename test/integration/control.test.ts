@@ -219,6 +219,15 @@ describeIfFuse('tracing, control channel and explain on a live mount', () => {
     fs.rmSync(path.join(s.upper, 'd/a'));
     expect(jsonOf(cli(['invalidate', m.mountpoint, '--json']))).toMatchObject({ invalidated: '/' });
     expect(fs.readdirSync(path.join(m.mountpoint, 'd')).sort()).toEqual(['b']);
+    // A symlink's target (cached by the kernel) replaced behind the mount.
+    const sl = path.join(m.mountpoint, 'sl');
+    fs.symlinkSync('first', sl);
+    expect(fs.readlinkSync(sl)).toBe('first');
+    fs.rmSync(path.join(s.upper, 'sl'));
+    fs.symlinkSync('second', path.join(s.upper, 'sl'));
+    expect(fs.readlinkSync(sl)).toBe('first');
+    cli(['invalidate', m.mountpoint, sl]);
+    expect(fs.readlinkSync(sl)).toBe('second');
   });
 
   test('explain, mounted and offline, on every marker form', async () => {
