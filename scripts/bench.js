@@ -203,6 +203,26 @@ class Mount {
   }
 }
 
+/**
+ * How an idle CPU waits (cpuidle driver; guest halt-polling on VMs). On a VM
+ * without halt-polling every FUSE reply wakes a halted vCPU, which is most
+ * of a round trip (docs/DESIGN.md, "Benchmark passes"): it moves the first
+ * repeat of find by 2x, so the figures say which setting they were made with.
+ */
+function cpuIdle() {
+  const read = (f) => {
+    try {
+      return fs.readFileSync(f, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const driver = read('/sys/devices/system/cpu/cpuidle/current_driver');
+  if (driver === undefined) return undefined;
+  const poll = read('/sys/module/haltpoll/parameters/guest_halt_poll_ns');
+  return `cpuidle driver ${driver}${poll !== undefined ? `, guest_halt_poll_ns=${poll}` : ''}`;
+}
+
 // ---- workloads -------------------------------------------------------------------
 
 /** Runs a shell command; returns wall seconds. */
@@ -370,6 +390,8 @@ function report(o, manifest, names, results, calls, peakRss) {
   process.stdout.write(line(cols) + '\n' + width.map((n) => '-'.repeat(n)).join('  ') + '\n');
   for (const r of rows) process.stdout.write(line(r) + '\n');
   process.stdout.write(`layerfs daemon peak RSS: ${(peakRss / 1048576).toFixed(1)} MiB\n`);
+  const idle = cpuIdle();
+  if (idle !== undefined) process.stdout.write(`cpu idle: ${idle}\n`);
   const traced = names.filter((w) => results[w].cold[TRACED] !== undefined);
   if (traced.length > 0) {
     process.stdout.write('tracing overhead (layerfs with --trace / without, medians):');
