@@ -135,7 +135,9 @@ describeIfFuse('read path through a real mount', () => {
       const mnt = await mountLayerfs(`lowerdir=${dir}${opt}`, `${base}/ra-${name}`, [], { LAYERFS_STATS_FILE: stats });
       try {
         const dev = run('mountpoint', ['-d', mnt.mountpoint]).stdout.trim();
-        expect(fs.readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim()).toBe(name === 'raised' ? '1024' : '128');
+        const ra = fs.readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim();
+        if (name === 'raised') expect(ra).toBe('1024');
+        else expect(ra).not.toBe('1024'); // the kernel's own (128 here)
         expect(run('sh', ['-c', `dd if=${mnt.mountpoint}/big bs=1M 2>/dev/null | sha256sum`]).stdout).toBe(run('sh', ['-c', `sha256sum < ${dir}/big`]).stdout);
         reads[name] = ((await daemonStats(mnt, stats)).byOp as Record<string, number>).read;
       } finally {
@@ -143,6 +145,6 @@ describeIfFuse('read path through a real mount', () => {
       }
     }
     expect(reads.raised).toBeLessThanOrEqual(10); // 8 of 1 MiB (and a few more at most)
-    expect(reads.kernel).toBeGreaterThanOrEqual(60); // 64 of 128 KiB
+    expect(reads.kernel).toBeGreaterThanOrEqual(4 * reads.raised); // 64 of 128 KiB here
   });
 });
