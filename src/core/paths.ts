@@ -8,10 +8,10 @@ export type LayerPath = string & { readonly __brand: 'LayerPath' };
 
 export const ROOT = '/' as MergedPath;
 
-/** Normalises "/a//b/" to "/a/b"; rejects "." and ".." components (FUSE never sends them). */
 /** Already normalized: absolute, no empty, '.' or '..' component, no trailing '/'. */
 const NORMAL = /^(\/(?!\.\.?(\/|$))[^/]+)+$/;
 
+/** Normalises "/a//b/" to "/a/b"; rejects "." and ".." components (FUSE never sends them). */
 export function mergedPath(p: string): MergedPath {
   // Paths from the transport are normalized already: no split and join.
   if (p === '/' || NORMAL.test(p)) return p as MergedPath;

@@ -173,7 +173,8 @@ export class FuseSession {
     try {
       writeSync(this.fd, P.notifyInvalInode(node, -1, 0));
     } catch {
-      // ENOENT: the kernel no longer has the inode, nothing to drop.
+      // ENOENT: the kernel no longer has the inode, nothing to drop. Any other
+      // error (the connection going away) is the read loop's to report.
     }
   }
 
@@ -433,8 +434,7 @@ export class FuseSession {
     const before = await this.ov.getattr(p);
     const after = await this.ov.setattr(p, { killSuidgid: { gid: this.ids.diskGid(req.gid) } });
     // The WRITE and OPEN replies carry no attributes: the kernel's cached mode
-    // must go before the caller can stat. Written synchronously, before the
-    // reply: an attributes-only invalidation takes no lock a request holds.
+    // must go before the caller can stat, so it is dropped before the reply.
     if (after.mode !== before.mode) this.invalAttr(req.nodeid);
   }
 

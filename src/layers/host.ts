@@ -224,15 +224,14 @@ export class HostLayer implements Layer {
 
   /** The override xattr name the root carries, if any (the layer is then read in that mode). */
   overrideMark(): string | undefined {
-    for (const name of OVERRIDE_NAMES) {
+    const carries = (name: string): boolean => {
       try {
-        native().lgetxattr(this.root, name);
-        return name;
+        return native().lgetxattrIfSet(this.root, name) !== undefined;
       } catch {
-        // not this one
+        return false; // not readable here (EACCES on user.* of a foreign root)
       }
-    }
-    return undefined;
+    };
+    return OVERRIDE_NAMES.find(carries);
   }
 
   /** Reads (and for the upper, writes) ownership overrides in xattr name. */

@@ -242,9 +242,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
   if (upper !== undefined) log.info(`work directory: ${upper.workRoot}`);
   const mc = ov.markerConfig;
   if (mc !== undefined) {
-    log.info(
-      `marker probe in the work directory: ${mc.why.join('; ')}`,
-    );
+    log.info(`marker probe in the work directory: ${mc.why.join('; ')}`);
     log.info(
       `whiteouts written as ${mc.whiteout === 'chardev' ? 'character devices 0/0' : `zero-size files with ${mc.xattrNs}.overlay.whiteout in ${mc.xattrNs}.overlay.opaque=x directories (mknod refused)`}; opaque directories as ${mc.xattrNs}.overlay.opaque=y`,
     );
