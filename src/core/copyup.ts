@@ -8,10 +8,11 @@
 //      so mode comes after it), then times;
 //   3. it is renamed into place (RENAME_NOREPLACE), and the parent's times are
 //      restored, so the copy-up itself is not visible as a change.
-// The data of a regular file is copied WITHOUT holding the namespace lock, so
-// a copy-up of a large file does not stall other operations; the commit
-// (step 3) takes the lock and first checks that the path still resolves to the
-// object that was copied. Concurrent copy-ups of one path share one job.
+// A regular file with data is built whole (step 2, then fsync) WITHOUT holding
+// the namespace lock, so a copy-up of a large file does not stall other
+// operations, and its parents are copied up meanwhile; the commit (step 3)
+// takes the lock and first checks that the path still resolves to the object
+// that was copied. Concurrent copy-ups of one path share one job.
 import { constants as fsc } from 'fs';
 import { hasCode } from './errors';
 import type { Layer, LayerFile, Loc, SeekableFile, UpperFile, UpperLayer } from './layer';
@@ -91,7 +92,7 @@ export class CopyUp {
       const top = winner(r)!;
       if (!isDir(top.stat)) return r; // the caller reports ENOTDIR
       if (top.layer !== 0) {
-        await this.commitLocked(cur, top, undefined, process.hrtime.bigint());
+        await this.commitLocked(cur, top, process.hrtime.bigint());
         r = await this.host.resolve(cur);
       }
     }
@@ -106,21 +107,29 @@ export class CopyUp {
         await this.dirsLocked(parentOf(r.path));
         const now = winner(await host.resolve(r.path));
         if (now === undefined || now.layer === 0) return;
-        await this.commitLocked(r.path, now, undefined, t0);
+        await this.commitLocked(r.path, now, t0);
       });
       return;
     }
-    // Regular file with data: copy it outside the lock into the work directory.
+    // Regular file with data: built outside the lock in the work directory.
+    // Its fsync runs on the threadpool; meanwhile the parents are copied up
+    // under the lock, so a copy-up waits for the disk once, not for the disk
+    // and then for its parents' copies in turn. The commit needs both done.
     const tmp = { work: host.tmpName() };
     let placed = false; // renamed into place: nothing left to remove
     try {
-      await this.copyData(r.path, top, tmp);
+      const built = this.buildFile(r.path, top, tmp);
+      const parents = host.mutate(() => this.dirsLocked(parentOf(r.path)));
+      const [b, p] = await Promise.allSettled([built, parents]);
+      if (b.status === 'rejected') throw b.reason;
+      if (p.status === 'rejected') throw p.reason;
       await host.mutate(async () => {
         await this.dirsLocked(parentOf(r.path));
         const now = winner(await host.resolve(r.path));
         // Gone, already copied up, or replaced meanwhile: drop this copy; ensure() looks again.
+        // (Same object means same ctime: the attributes given to the copy are still its own.)
         if (now === undefined || now.layer === 0 || !sameObject(now, top)) return;
-        await this.commitLocked(r.path, now, tmp, t0);
+        await this.placeLocked(r.path, now, tmp, t0);
         placed = true;
       });
     } finally {
@@ -128,10 +137,14 @@ export class CopyUp {
     }
   }
 
-  /** Copies the data of a lower regular file to a new work file, keeping holes. */
-  private async copyData(path: MergedPath, from: LayerEntry, to: Loc): Promise<void> {
+  /**
+   * Builds the complete copy of a lower regular file in a new work file:
+   * data (holes kept), then attributes (copyAttrs), then fsync, so that what
+   * is renamed into place is on disk whole.
+   */
+  private async buildFile(path: MergedPath, from: LayerEntry, to: Loc): Promise<void> {
     const { host } = this;
-    const src = await host.layers[from.layer].open(layerPath(path), fsc.O_RDONLY);
+    let src: LayerFile | undefined = await host.layers[from.layer].open(layerPath(path), fsc.O_RDONLY);
     let dst: UpperFile | undefined;
     try {
       dst = await host.upper.openFile(to, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600);
@@ -162,53 +175,80 @@ export class CopyUp {
       // the size is the one seen at lookup. Dense files skip this call
       // (truncate goes through the threadpool: it may free blocks).
       if (pos < size) await dst.truncate(size);
+      await src.close();
+      src = undefined;
+      await this.copyAttrs(path, from, to);
       if (host.syncData) await dst.fsync(false);
     } finally {
       await dst?.close();
-      await src.close();
+      await src?.close();
     }
   }
 
   /**
-   * Builds (or finishes, given the data copy) the upper copy of `from` at the
-   * merged path and renames it into place. The lock is held; the parent is upper.
+   * Builds the upper copy of a directory, symlink, device, fifo or empty
+   * file at the merged path and renames it into place. The lock is held;
+   * the parent is upper.
    */
-  private async commitLocked(path: MergedPath, from: LayerEntry, dataCopy: Loc | undefined, t0: bigint): Promise<void> {
+  private async commitLocked(path: MergedPath, from: LayerEntry, t0: bigint): Promise<void> {
     const { host } = this;
     const { upper } = host;
-    const lp = layerPath(path);
-    const lower = host.layers[from.layer];
     const st = from.stat;
-    const tmp: Loc = dataCopy ?? { work: host.tmpName() };
-    let made = dataCopy !== undefined;
+    const tmp: Loc = { work: host.tmpName() };
+    if (isDir(st)) await upper.mkdir(tmp, 0o700);
+    else if (isSymlink(st)) await upper.symlink(await host.layers[from.layer].readlink(layerPath(path)), tmp);
+    else await upper.mknod(tmp, st.mode, st.rdev);
+    let placed = false;
     try {
-      if (!made) {
-        if (isDir(st)) await upper.mkdir(tmp, 0o700);
-        else if (isSymlink(st)) await upper.symlink(await lower.readlink(lp), tmp);
-        else await upper.mknod(tmp, st.mode, st.rdev);
-        made = true;
-      }
-      await copyXattrs(lower, lp, upper, tmp);
-      if (host.privileged) {
-        try {
-          await upper.chown(tmp, st.uid, st.gid);
-        } catch (err) {
-          // A daemon without CAP_CHOWN keeps foreign owners in an xattr,
-          // which a symlink cannot carry: its copy is the daemon's own
-          // (nothing checks a symlink's owner but sticky directories).
-          if (!(isSymlink(st) && hasCode(err, 'EPERM'))) throw err;
-        }
-      }
-      if (!isSymlink(st)) await upper.chmod(tmp, st.mode & 0o7777);
-      await upper.utimens(tmp, st.atimeNs, st.mtimeNs);
-      const parentLp = layerPath(parentOf(path));
-      const pst = await upper.lstat(parentLp);
-      await upper.rename(tmp, lp, RENAME_NOREPLACE);
-      made = false;
-      await upper.utimens(parentLp, pst.atimeNs, pst.mtimeNs);
-      host.copiedUp(path, from, await upper.lstat(lp), Number(process.hrtime.bigint() - t0));
+      await this.copyAttrs(path, from, tmp);
+      await this.placeLocked(path, from, tmp, t0);
+      placed = true;
     } finally {
-      if (made && dataCopy === undefined) await upper.rmtree(tmp).catch(() => undefined);
+      if (!placed) await upper.rmtree(tmp).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Gives the copy at tmp the lower object's xattrs, owner, mode and times,
+   * in that order: writing data clears security.capability (so xattrs come
+   * after the data), chown clears set-id bits (so mode comes after it), and
+   * writing data sets the mtime (so times come last).
+   */
+  private async copyAttrs(path: MergedPath, from: LayerEntry, tmp: Loc): Promise<void> {
+    const { host } = this;
+    const { upper } = host;
+    const st = from.stat;
+    await copyXattrs(host.layers[from.layer], layerPath(path), upper, tmp, st);
+    if (host.privileged) {
+      try {
+        await upper.chown(tmp, st.uid, st.gid);
+      } catch (err) {
+        // A daemon without CAP_CHOWN keeps foreign owners in an xattr,
+        // which a symlink cannot carry: its copy is the daemon's own
+        // (nothing checks a symlink's owner but sticky directories).
+        if (!(isSymlink(st) && hasCode(err, 'EPERM'))) throw err;
+      }
+    }
+    if (!isSymlink(st)) await upper.chmod(tmp, st.mode & 0o7777);
+    await upper.utimens(tmp, st.atimeNs, st.mtimeNs);
+  }
+
+  /**
+   * Renames the finished copy at tmp into place (never over an existing
+   * name) and gives the parent its times back. The lock is held; the parent
+   * is upper. Throws with tmp left for the caller to remove.
+   */
+  private async placeLocked(path: MergedPath, from: LayerEntry, tmp: Loc, t0: bigint): Promise<void> {
+    const { upper } = this.host;
+    const lp = layerPath(path);
+    const parentLp = layerPath(parentOf(path));
+    const pst = await upper.lstat(parentLp);
+    await upper.rename(tmp, lp, RENAME_NOREPLACE);
+    // In place: even if the parent's times cannot be restored, the cache must hear of it.
+    try {
+      await upper.utimens(parentLp, pst.atimeNs, pst.mtimeNs);
+    } finally {
+      this.host.copiedUp(path, from, await upper.lstat(lp), Number(process.hrtime.bigint() - t0));
     }
   }
 }
@@ -218,11 +258,15 @@ export const RENAME_NOREPLACE = 1;
 export const RENAME_EXCHANGE = 2;
 export const RENAME_WHITEOUT = 4;
 
-/** Copies every xattr that is not the overlay's own; namespaces the upper lacks are skipped. */
-export async function copyXattrs(lower: Layer, lp: LayerPath, upper: UpperLayer, to: Loc): Promise<void> {
+/**
+ * Copies every xattr that is not the overlay's own; namespaces the upper lacks
+ * are skipped. known: the lower object's stat as the layer gave it (an indexed
+ * layer then answers from what it already read).
+ */
+export async function copyXattrs(lower: Layer, lp: LayerPath, upper: UpperLayer, to: Loc, known?: Stat): Promise<void> {
   let names: string[];
   try {
-    names = await lower.listxattr(lp);
+    names = await lower.listxattr(lp, known);
   } catch (err) {
     if (hasCode(err, 'ENOTSUP', 'EOPNOTSUPP')) return;
     throw err;
@@ -231,7 +275,7 @@ export async function copyXattrs(lower: Layer, lp: LayerPath, upper: UpperLayer,
     if (isPrivateXattr(name)) continue;
     let value: Buffer;
     try {
-      value = await lower.getxattr(lp, name);
+      value = await lower.getxattr(lp, name, known);
     } catch (err) {
       if (hasCode(err, 'ENODATA', 'EPERM', 'EACCES')) continue;
       throw err;

@@ -54,6 +54,19 @@ export function isMerged(r: Resolution): boolean {
   return r.entries.length > 1;
 }
 
+/**
+ * What r resolves to once its winner has been copied up as the upper object
+ * `upper`, without reading the layers again. A copy-up makes an unmarked upper
+ * copy (overlay xattrs are not copied, and a new directory is empty), so
+ * resolveChild would find: for a directory, the copy on top of the same
+ * layers as before (still merged, nothing in it hides anything below); for
+ * anything else, the copy alone.
+ */
+export function withUpperCopy(r: Resolution, upper: Stat): Resolution {
+  if (isDir(upper)) return { ...r, entries: [{ layer: 0, stat: upper, markers: { xwhiteouts: false } }, ...r.entries] };
+  return { path: r.path, entries: [{ layer: 0, stat: upper }], stop: { kind: 'non-directory', layer: 0 } };
+}
+
 async function lstatOrNull(layer: Layer, p: LayerPath): Promise<Stat | null> {
   try {
     return await layer.lstat(p);

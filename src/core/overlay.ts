@@ -16,7 +16,7 @@ import { InodeNumbers } from './inode';
 import { LazyFile } from './lazy-file';
 import type { Layer, LayerFile, Loc, TimeSpec, UpperFile, UpperLayer } from './layer';
 import { Mutex } from './lock';
-import { isMerged, resolveChild, resolveRoot, winner, type LayerEntry, type Resolution } from './lookup';
+import { isMerged, resolveChild, resolveRoot, winner, withUpperCopy, type LayerEntry, type Resolution } from './lookup';
 import { Markers, probeMarkers, type MarkerConfig } from './markers';
 import { baseName, layerChild, layerPath, mergedPath, parentOf, type LayerPath, type MergedPath } from './paths';
 import { readMergedDir, type MergedDirEntry } from './readdir';
@@ -167,10 +167,17 @@ export class Overlay {
         copiedUp: (path, from, st, ns) => {
           ov.trace?.copiedUp(path, from.layer, isReg(from.stat) ? from.stat.size : 0, ns);
           // The mutation that copied up may look the path up again before it
-          // ends (a rename copies up both parents): drop what is cached now.
-          // The object now has an upper part, and its parent's upper
-          // directory got a new entry (and its times back).
-          ov.dropNames([path]);
+          // ends (a rename copies up both parents): the cache learns now.
+          // The object has an upper part (whose resolution is known without
+          // reading the layers), and its parent's upper directory got a new
+          // entry (and its times back).
+          const node = ov.cache.peek(path);
+          if (node !== undefined && !node.dead && winner(node.r) === from) {
+            ov.cache.copiedUp(path, withUpperCopy(node.r, st));
+            ov.changedParentOf(path);
+          } else {
+            ov.dropNames([path]);
+          }
           ov.copyUps++;
           ov.copiedOrigins.add(entryKey(from));
           ov.stableIno.set(devIno(st), ov.stableIno.get(devIno(from.stat)) ?? ov.inodes.of(from));
@@ -272,11 +279,16 @@ export class Overlay {
   private dropNames(paths: readonly MergedPath[]): void {
     for (const p of paths) {
       this.cache.drop(p);
-      if (p === '/') continue;
-      const parent = this.cache.peek(parentOf(p));
-      const top = parent === undefined ? undefined : winner(parent.r);
-      if (top !== undefined && top.layer === 0) this.cache.changed(top.stat);
+      this.changedParentOf(p);
     }
+  }
+
+  /** The upper directory holding p got or lost an entry: its stat and listing are stale. */
+  private changedParentOf(p: MergedPath): void {
+    if (p === '/') return;
+    const parent = this.cache.peek(parentOf(p));
+    const top = parent === undefined ? undefined : winner(parent.r);
+    if (top !== undefined && top.layer === 0) this.cache.changed(top.stat);
   }
 
   /** An upper object's attributes or contents changed (all its names see it). */

@@ -258,10 +258,18 @@ describe('system calls on lower layers', () => {
     await ov.getattr('/usr/bin/sh');
     await expect(ov.getattr('/usr/nothere')).rejects.toMatchObject({ code: 'ENOENT' });
     expect(lower()).toBe(cold);
-    // A change through the overlay drops what was cached: the next lookup looks again.
-    await ov.mkdir('/usr/new', 0o755, { uid: 0, gid: 0, pid: process.pid });
-    const after = lower();
+    // mkdir in /usr copies /usr up, which changes nothing below it: still cached.
+    const caller = { uid: 0, gid: 0, pid: process.pid };
+    await ov.mkdir('/usr/new', 0o755, caller);
+    const copied = lower();
     await ov.getattr('/usr/bin/sh');
+    await ov.getattr('/usr');
+    expect(lower()).toBe(copied);
+    // A name that changed through the overlay is looked up again, down to the lowers.
+    await ov.mkdir('/usr/nothere', 0o755, caller);
+    await ov.rmdir('/usr/nothere');
+    const after = lower();
+    await expect(ov.getattr('/usr/nothere')).rejects.toMatchObject({ code: 'ENOENT' });
     expect(lower()).toBeGreaterThan(after);
     await ov.close();
   });
