@@ -228,16 +228,14 @@ export class MetadataCache {
   }
 
   /**
-   * The object at path was copied up: if its node is live, it now holds r
-   * (the caller's exact new resolution, see withUpperCopy) with a fresh stat,
-   * and the nodes below it stay, since they resolve as before. Resolutions
-   * of path started earlier are not stored (version).
+   * The object of the live node n was copied up: n now holds r (the caller's
+   * exact new resolution, see withUpperCopy) with a fresh stat, and the
+   * nodes below it stay, since they resolve as before. Resolutions of its
+   * path started earlier are not stored (version).
    */
-  copiedUp(path: MergedPath, r: Resolution): void {
+  copiedUp(n: CachedNode, r: Resolution): void {
     this.version++;
     this.seq++;
-    const n = this.nodes?.peek(path);
-    if (n === undefined || n.dead) return;
     n.r = r;
     n.statSeq = this.seq;
     this.resize(n);

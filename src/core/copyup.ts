@@ -236,7 +236,7 @@ export class CopyUp {
   /**
    * Renames the finished copy at tmp into place (never over an existing
    * name) and gives the parent its times back. The lock is held; the parent
-   * is upper. Throws with tmp left for the caller to remove.
+   * is upper. If the rename fails, tmp is left for the caller to remove.
    */
   private async placeLocked(path: MergedPath, from: LayerEntry, tmp: Loc, t0: bigint): Promise<void> {
     const { upper } = this.host;

@@ -173,7 +173,7 @@ export class Overlay {
           // entry (and its times back).
           const node = ov.cache.peek(path);
           if (node !== undefined && !node.dead && winner(node.r) === from) {
-            ov.cache.copiedUp(path, withUpperCopy(node.r, st));
+            ov.cache.copiedUp(node, withUpperCopy(node.r, st));
             ov.changedParentOf(path);
           } else {
             ov.dropNames([path]);
