@@ -12,7 +12,8 @@
 // a name that disappeared means the layer changed, and the index is refused
 // (the mount then reads the layer directly and says so; `layerfs index build`
 // rebuilds it). Changes deeper in a lower layer are outside both contracts
-// and are not detected here.
+// and are not detected at mount (that takes a full walk): `layerfs index
+// check` (cache/index-check.ts) does that walk and names every difference.
 //
 // Queries are prepared statements on the one JS thread: each is a B-tree
 // lookup of microseconds. Building runs in `layerfs index build` (its own
@@ -36,7 +37,7 @@ export function defaultIndexDir(): string {
   return path.join(xdg !== undefined && xdg !== '' ? xdg : path.join(process.env.HOME ?? '/tmp', '.cache'), 'layerfs');
 }
 
-interface RootId {
+export interface RootId {
   real: string;
   dev: bigint;
   ino: bigint;
@@ -44,7 +45,7 @@ interface RootId {
   ctimeNs: bigint;
 }
 
-function rootId(layerRoot: string): RootId {
+export function rootId(layerRoot: string): RootId {
   const real = realpathSync(layerRoot);
   const st = lstatSync(real, { bigint: true });
   if (!st.isDirectory()) throw fsError('ENOTDIR', 'index', real);
@@ -58,7 +59,7 @@ export function indexFile(dir: string, layerRoot: string): string {
   return path.join(dir, `lower-${key}.sqlite`);
 }
 
-interface Row {
+export interface Row {
   id: number;
   stat: Stat;
   target: string | null;
@@ -78,7 +79,7 @@ const SCHEMA = `
 `;
 
 /** xattrs as one blob: name \0 length(u32le) value, repeated. Empty: null. */
-function packXattrs(host: string): Buffer | null {
+export function packXattrs(host: string): Buffer | null {
   const n = native();
   let names: string[];
   try {
@@ -234,6 +235,18 @@ export function buildIndex(dir: string, layerRoot: string, progress?: (p: BuildP
   }
 }
 
+/** An index file's meta table. */
+export function readMeta(db: Database.Database): Map<string, string> {
+  return new Map((db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((r) => [r.key, r.value]));
+}
+
+/** Whether meta (readMeta) is that of an index of this format for the layer id. */
+export function describesLayer(meta: Map<string, string>, id: RootId): boolean {
+  return meta.get('format') === FORMAT && meta.get('dev') === String(id.dev) && meta.get('ino') === String(id.ino) && meta.get('root') === id.real;
+}
+
+export const NOT_OF_LAYER = 'index is of another layer or format: rebuild it';
+
 export type OpenResult =
   | { index: LowerIndex; grew: string[]; unindexed: string[] }
   | { index: undefined; why: string };
@@ -258,10 +271,10 @@ export function openIndex(dir: string, layerRoot: string): OpenResult {
   } catch {
     return { index: undefined, why: 'not indexed' };
   }
-  const meta = new Map((db.prepare('SELECT key, value FROM meta').all() as Array<{ key: string; value: string }>).map((r) => [r.key, r.value]));
-  if (meta.get('format') !== FORMAT || meta.get('dev') !== String(id.dev) || meta.get('ino') !== String(id.ino) || meta.get('root') !== id.real) {
+  const meta = readMeta(db);
+  if (!describesLayer(meta, id)) {
     db.close();
-    return { index: undefined, why: 'index is of another layer or format: rebuild it' };
+    return { index: undefined, why: NOT_OF_LAYER };
   }
   const index = new LowerIndex(db, id.real);
   let grew: string[] = [];
@@ -296,10 +309,10 @@ export function openIndex(dir: string, layerRoot: string): OpenResult {
 }
 
 /** Columns read for an entry, in this order (rows are read as arrays: no object per row). */
-const ROW_COLUMNS = 'id, dev, ino, mode, nlink, uid, gid, rdev, size, blocks, atime, mtime, ctime, target, xattrs';
+export const ROW_COLUMNS = 'id, dev, ino, mode, nlink, uid, gid, rdev, size, blocks, atime, mtime, ctime, target, xattrs';
 
 /** An entry row as read with ROW_COLUMNS (integers as BigInt). */
-function toRow(r: unknown[]): Row {
+export function toRow(r: unknown[]): Row {
   const n = (i: number) => Number(r[i] as bigint);
   return {
     id: n(0),

@@ -11,6 +11,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import yargs, { type Argv } from 'yargs';
+import { checkIndex } from '../cache/index-check';
 import { buildIndex, defaultIndexDir, type BuildProgress } from '../cache/lower-index';
 import { cliEntry, serve, type Logger } from '../mount/daemon';
 import { parseMountOptions, UsageError } from '../mount/options';
@@ -194,24 +195,62 @@ function fail(err: unknown): never {
   die(message, status);
 }
 
+/** A progress line for a walk of root (index build, index check), redrawn in place on a terminal. */
+function progressBar(root: string): (p: BuildProgress) => void {
+  const t0 = Date.now();
+  return (p) => {
+    // Directories listed out of those found so far: it converges on 1.
+    const frac = p.dirsSeen === 0 ? 1 : p.dirsDone / p.dirsSeen;
+    const w = 30;
+    const n = Math.round(frac * w);
+    const rate = p.entries / Math.max(0.001, (Date.now() - t0) / 1000);
+    process.stderr.write(`\r${root} [${'#'.repeat(n)}${' '.repeat(w - n)}] ${p.entries} entries, ${p.dirsDone}/${p.dirsSeen} dirs, ${Math.round(rate)}/s`);
+  };
+}
+
 /** Builds the index of each lower layer; a progress bar on a terminal. */
 function runIndexBuild(lowers: string[], dir: string, quiet: boolean): void {
   for (const l of lowers) {
     const root = realDir('lower layer', l);
     const tty = !quiet && process.stderr.isTTY;
-    const t0 = Date.now();
-    const bar = (p: BuildProgress): void => {
-      // Directories listed out of those found so far: it converges on 1.
-      const frac = p.dirsSeen === 0 ? 1 : p.dirsDone / p.dirsSeen;
-      const w = 30;
-      const n = Math.round(frac * w);
-      const rate = p.entries / Math.max(0.001, (Date.now() - t0) / 1000);
-      process.stderr.write(`\r${root} [${'#'.repeat(n)}${' '.repeat(w - n)}] ${p.entries} entries, ${p.dirsDone}/${p.dirsSeen} dirs, ${Math.round(rate)}/s`);
-    };
-    const r = buildIndex(dir, root, tty ? bar : undefined);
+    const r = buildIndex(dir, root, tty ? progressBar(root) : undefined);
     if (tty) process.stderr.write('\n');
     if (!quiet) process.stdout.write(`${root}: ${r.entries} entries indexed in ${r.seconds.toFixed(1)} s -> ${r.file}\n`);
   }
+}
+
+/**
+ * Compares each lower layer with its index: one line per difference (the
+ * first `limit`, 0 for all), then a verdict per layer. Exit status 0 when
+ * every index matches its layer, 1 when one is stale or missing.
+ */
+function runIndexCheck(lowers: string[], dir: string, limit: number, quiet: boolean): void {
+  if (!Number.isInteger(limit) || limit < 0) throw new UsageError(`--limit needs a whole number (0 for all), not '${limit}'`);
+  const roots = lowers.map((l) => realDir('lower layer', l));
+  let ok = true;
+  for (const root of roots) {
+    const tty = !quiet && process.stderr.isTTY;
+    const r = checkIndex(dir, root, tty ? progressBar(root) : undefined);
+    if (tty) process.stderr.write('\n');
+    if ('why' in r) {
+      ok = false;
+      process.stderr.write(`layerfs: ${root}: ${r.why} (build it with 'layerfs index build ${root}')\n`);
+      continue;
+    }
+    const shown = limit === 0 ? r.differences : r.differences.slice(0, limit);
+    for (const d of shown) process.stdout.write(`${d.kind.padEnd(8)} ${d.path}${d.kind === 'changed' ? `: ${d.fields.join(', ')}` : ''}\n`);
+    if (shown.length < r.differences.length) process.stdout.write(`... and ${r.differences.length - shown.length} more (--limit 0 shows all)\n`);
+    const growth = r.grew.length === 0 ? '' : `; ${r.grew.length} new name(s) in its root (e.g. '${r.grew[0]}'), indexed by the next mount`;
+    if (r.differences.length === 0) {
+      process.stdout.write(`${root}: the index matches the layer (${r.checked} entries, ${r.seconds.toFixed(1)} s)${growth}\n`);
+    } else {
+      ok = false;
+      process.stdout.write(
+        `${root}: ${r.differences.length} difference(s) in ${r.checked} entries: the index ${r.file} is stale; rebuild it with 'layerfs index build ${root}'${growth}\n`,
+      );
+    }
+  }
+  if (!ok) process.exitCode = EXIT_FAIL;
 }
 
 /** A command handler whose every error, thrown or rejected, ends in fail(): one line, the right exit status. */
@@ -285,7 +324,18 @@ export function main(argv: string[]): void {
               .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or summary' }),
           act((a) => runIndexBuild(a.lowers as string[], a['index-dir'] ?? defaultIndexDir(), a.quiet)),
         )
-        .demandCommand(1, 'index: say what to do (layerfs index build LOWER...)'),
+        .command(
+          'check <lowers..>',
+          'compare lower layers with their indexes, entry by entry (exit status 1 if one is stale or missing)',
+          (b) =>
+            b
+              .positional('lowers', { type: 'string', array: true, demandOption: true, describe: 'lower layer directories' })
+              .option('index-dir', { type: 'string', describe: `where indexes live (default ${defaultIndexDir()})` })
+              .option('limit', { type: 'number', default: 20, describe: 'differences listed per layer (0: all)' })
+              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar' }),
+          act((a) => runIndexCheck(a.lowers as string[], a['index-dir'] ?? defaultIndexDir(), a.limit, a.quiet)),
+        )
+        .demandCommand(1, 'index: say what to do (layerfs index build|check LOWER...)'),
     )
     .command(
       'umount <mountpoint>',

@@ -30,8 +30,32 @@ describe('layerfs index', () => {
     expect(fs.readdirSync(`${b}/idx`).filter((f) => f.endsWith('.sqlite'))).toHaveLength(1);
   });
 
+  test('index check: exit 0 while the index matches; each difference on a line and exit 1 once the layer changed', () => {
+    const lower = `${b}/lower-check`;
+    fs.mkdirSync(`${lower}/aaa-pkg/bin`, { recursive: true });
+    fs.writeFileSync(`${lower}/aaa-pkg/bin/tool`, 'tool');
+    const idx = `${b}/idx-check`;
+    expect(run(CLI, ['index', 'build', '-q', '--index-dir', idx, lower]).status).toBe(0);
+    const ok = run(CLI, ['index', 'check', '--index-dir', idx, lower]);
+    expect(ok.stdout).toMatch(/lower-check: the index matches the layer \(4 entries, [\d.]+ s\)\n$/);
+    expect(ok.status).toBe(0);
+    fs.writeFileSync(`${lower}/aaa-pkg/bin/tool`, 'tool, longer');
+    const stale = run(CLI, ['index', 'check', '--index-dir', idx, lower]);
+    const lines = stale.stdout.split('\n').filter(Boolean);
+    expect(lines[0]).toMatch(/^changed +aaa-pkg\/bin\/tool: size 4 -> 12, mtime \S+ -> \S+, ctime /);
+    expect(lines[lines.length - 1]).toMatch(/lower-check: 1 difference\(s\) in 4 entries: the index .*\.sqlite is stale; rebuild it with 'layerfs index build .*lower-check'$/);
+    expect(stale.stderr).toBe('');
+    expect(stale.status).toBe(1);
+    const none = run(CLI, ['index', 'check', '--index-dir', `${b}/idx-none`, lower]);
+    expect(none.stderr).toMatch(/^layerfs: .*lower-check: not indexed in .*idx-none \(build it with 'layerfs index build .*'\)\n$/);
+    expect(none.status).toBe(1);
+  });
+
   test.each([
     ['no subcommand', ['index'], /index: say what to do/],
+    ['check with no lower', ['index', 'check'], /Not enough non-option arguments/],
+    ['check of a lower that does not exist', ['index', 'check', '--index-dir', '/tmp', '/nonexistent-lower'], /nonexistent-lower/],
+    ['check with a bad --limit', ['index', 'check', '--limit', '-1', '/tmp'], /--limit needs a whole number/],
     ['no lower', ['index', 'build'], /Not enough non-option arguments/],
     ['a lower that does not exist', ['index', 'build', '--index-dir', '/tmp', '/nonexistent-lower'], /nonexistent-lower/],
   ])('%s: one line, non-zero exit', (_name, args, message) => {

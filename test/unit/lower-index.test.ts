@@ -4,6 +4,7 @@
 // gained, and refuses an index whose layer lost names.
 import * as fs from 'fs';
 import * as path from 'path';
+import { checkIndex } from '../../src/cache/index-check';
 import { buildIndex, openIndex } from '../../src/cache/lower-index';
 import { Overlay } from '../../src/core/overlay';
 import { HostLayer } from '../../src/layers/host';
@@ -140,5 +141,79 @@ describe('lower index', () => {
     expect(openIndex(path.join(base, 'idx'), a).index).toBeDefined();
     const rb = openIndex(path.join(base, 'idx'), b);
     expect(rb.index).toBeUndefined();
+  });
+
+  test('index check names each change below the root, ignores atime and root growth, and never writes the index', () => {
+    const lower = path.join(base, 'checked');
+    fs.mkdirSync(path.join(lower, 'aaa-pkg/bin'), { recursive: true });
+    fs.mkdirSync(path.join(lower, 'aaa-pkg/lib/deep'), { recursive: true });
+    fs.writeFileSync(path.join(lower, 'aaa-pkg/bin/tool'), 'tool');
+    fs.writeFileSync(path.join(lower, 'aaa-pkg/bin/other'), 'other');
+    fs.writeFileSync(path.join(lower, 'aaa-pkg/lib/deep/f'), 'f');
+    fs.symlinkSync('bin/tool', path.join(lower, 'aaa-pkg/link'));
+    fs.mkdirSync(path.join(lower, 'bbb-pkg'));
+    const idx = path.join(base, 'idx');
+    buildIndex(idx, lower);
+    const file = fs.readdirSync(idx).find((f) => f.endsWith('.sqlite'))!;
+    const bytes = () => fs.readFileSync(path.join(idx, file));
+    const clean = checkIndex(idx, lower);
+    if ('why' in clean) throw new Error(clean.why);
+    expect(clean.differences).toEqual([]);
+    expect(clean.checked).toBe(10);
+    // Reading a file moves its atime only (relatime: atime was older than
+    // mtime): not a difference.
+    const tool = path.join(lower, 'aaa-pkg/bin/tool');
+    fs.utimesSync(tool, new Date(Date.now() - 86_400_000), fs.statSync(tool).mtime);
+    buildIndex(idx, lower);
+    const atime = fs.statSync(tool).atimeMs;
+    fs.readFileSync(tool);
+    expect(fs.statSync(tool).atimeMs).not.toBe(atime);
+    const atimeOnly = checkIndex(idx, lower);
+    if ('why' in atimeOnly) throw new Error(atimeOnly.why);
+    expect(atimeOnly.differences).toEqual([]);
+    buildIndex(idx, lower);
+    const rebuilt = bytes();
+    // Changes below the root, each of a different kind; and growth at the root.
+    fs.appendFileSync(path.join(lower, 'aaa-pkg/bin/tool'), '!');
+    fs.chmodSync(path.join(lower, 'aaa-pkg/bin/other'), 0o700);
+    fs.rmSync(path.join(lower, 'aaa-pkg/lib/deep'), { recursive: true });
+    fs.writeFileSync(path.join(lower, 'bbb-pkg/added'), '');
+    fs.unlinkSync(path.join(lower, 'aaa-pkg/link'));
+    fs.symlinkSync('bin/other', path.join(lower, 'aaa-pkg/link'));
+    fs.mkdirSync(path.join(lower, 'ccc-new'));
+    const r = checkIndex(idx, lower);
+    if ('why' in r) throw new Error(r.why);
+    const by = new Map(r.differences.map((d) => [d.path, d]));
+    expect(by.get('aaa-pkg/bin/tool')).toMatchObject({ kind: 'changed', fields: expect.arrayContaining(['size 4 -> 5', expect.stringMatching(/^mtime /)]) });
+    expect(by.get('aaa-pkg/bin/other')).toMatchObject({ kind: 'changed', fields: expect.arrayContaining(['mode 100644 -> 100700']) });
+    expect(by.get('aaa-pkg/lib/deep')).toEqual({ kind: 'gone', path: 'aaa-pkg/lib/deep' });
+    expect(by.get('aaa-pkg/lib/deep/f')).toBeUndefined(); // below a gone directory: not listed again
+    expect(by.get('bbb-pkg/added')).toEqual({ kind: 'new', path: 'bbb-pkg/added' });
+    expect(by.get('aaa-pkg/link')).toMatchObject({ kind: 'changed', fields: expect.arrayContaining(["target 'bin/tool' -> 'bin/other'"]) });
+    // The directories whose entries changed show it in their own times.
+    expect(by.get('aaa-pkg/lib')).toMatchObject({ kind: 'changed' });
+    expect(by.get('bbb-pkg')).toMatchObject({ kind: 'changed' });
+    expect(by.has('ccc-new')).toBe(false);
+    expect(by.has('.')).toBe(false);
+    expect(r.grew).toEqual(['ccc-new']);
+    expect(bytes().equals(rebuilt)).toBe(true);
+    expect(fs.readdirSync(idx)).toEqual([file]); // no journal or lock file left either
+    // An xattr set on a lower file is a change too (user.* needs a filesystem that has them).
+    buildIndex(idx, lower);
+    let xattrs = true;
+    try {
+      require('child_process').execFileSync('setfattr', ['-n', 'user.t', '-v', 'v', path.join(lower, 'bbb-pkg/added')], { stdio: 'ignore' });
+    } catch {
+      xattrs = false;
+    }
+    if (xattrs) {
+      const x = checkIndex(idx, lower);
+      if ('why' in x) throw new Error(x.why);
+      expect(x.differences).toEqual([{ kind: 'changed', path: 'bbb-pkg/added', fields: [expect.stringMatching(/^ctime /), 'xattr user.t added'] }]);
+    }
+    // No index at all, or one of another layer: a reason, not a walk.
+    const other = path.join(base, 'other');
+    fs.mkdirSync(other);
+    expect(checkIndex(idx, other)).toMatchObject({ why: expect.stringMatching(/not indexed/) });
   });
 });
