@@ -45,6 +45,14 @@ export interface Layer {
  */
 export type Loc = LayerPath | { readonly work: string };
 
+/**
+ * Kernel overlayfs's workdir/work/incompat: each entry names a feature a
+ * mount of these layers must not ignore ('volatile': the upper may not have
+ * survived a crash). The kernel refuses to mount while it has any; so does
+ * layerfs. Not scratch: never cleared with the work directory's leftovers.
+ */
+export const INCOMPAT_DIR = 'incompat';
+
 /** A time to set: nanoseconds since the epoch, the current time, or unchanged. */
 export type TimeSpec = bigint | 'now' | 'omit';
 

@@ -14,7 +14,7 @@ import { fsError, hasCode } from './errors';
 import { CopyUp, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './copyup';
 import { InodeNumbers } from './inode';
 import { LazyFile } from './lazy-file';
-import type { Layer, LayerFile, Loc, TimeSpec, UpperFile, UpperLayer } from './layer';
+import { INCOMPAT_DIR, type Layer, type LayerFile, type Loc, type TimeSpec, type UpperFile, type UpperLayer } from './layer';
 import { Mutex } from './lock';
 import { isMerged, resolveChild, resolveRoot, winner, withUpperCopy, type LayerEntry, type Resolution } from './lookup';
 import { Markers, probeMarkers, type MarkerConfig } from './markers';
@@ -153,7 +153,19 @@ export class Overlay {
     ov.inodes = new InodeNumbers(ov.root.entries.map((e) => e.stat.dev));
     if (cfg.upper !== undefined) {
       const upper = cfg.upper;
-      for (const name of await upper.listWork()) await upper.rmtree({ work: name });
+      // work/incompat (INCOMPAT_DIR) is kept; validateMount refused the
+      // layers if it names a feature. A volatile mount names itself there,
+      // as the kernel's does: the next mount (ours or the kernel's) refuses
+      // until someone who knows the upper survived removes the mark.
+      for (const name of await upper.listWork()) if (name !== INCOMPAT_DIR) await upper.rmtree({ work: name });
+      if (cfg.volatile) {
+        // The kernel's exact path (ovl_create_volatile_dirty).
+        for (const d of [INCOMPAT_DIR, `${INCOMPAT_DIR}/volatile`, `${INCOMPAT_DIR}/volatile/dirty`]) {
+          await upper.mkdir({ work: d }, 0o700).catch((err: unknown) => {
+            if (!hasCode(err, 'EEXIST')) throw err;
+          });
+        }
+      }
       const config = await probeMarkers(upper, { userxattr: cfg.userxattr ?? false }, () => ov.tmpName());
       ov.markers = new Markers(upper, config);
       ov.copyUp = new CopyUp({

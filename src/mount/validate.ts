@@ -4,6 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { type MountOptions, UsageError } from './options';
+import { INCOMPAT_DIR } from '../core/layer';
 
 export interface MountSpec {
   mountpoint: string;
@@ -66,6 +67,31 @@ function probeWorkdir(workdir: string): void {
     const e = err as { code?: string; message: string };
     throw new UsageError(`workdir '${workdir}' is not usable: ${e.code ?? ''}${e.code ? ' ' : ''}${e.message.replace(/^\w+: /, '')}`);
   }
+  refuseIncompat(workdir, path.join(work, INCOMPAT_DIR));
+}
+
+/**
+ * As kernel overlayfs does: a feature named in work/incompat (INCOMPAT_DIR)
+ * refuses the mount. Nothing else in the work directory is looked at.
+ */
+function refuseIncompat(workdir: string, dir: string): void {
+  let features: string[];
+  try {
+    features = fs.readdirSync(dir);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return;
+    throw new UsageError(`workdir '${workdir}' is not usable: ${dir}: ${code ?? (err as Error).message}`);
+  }
+  if (features.length === 0) return;
+  const f = features.sort()[0];
+  const why =
+    f === 'volatile'
+      ? 'a volatile mount used these layers, and after a crash the upper may not be intact'
+      : 'these layers were used with a feature layerfs does not know, and it cannot tell whether the upper is intact';
+  throw new UsageError(
+    `workdir '${workdir}' is marked with incompatible feature '${f}' (${dir}/${f}): ${why}; remove that directory if it is (kernel overlayfs refuses the same)`,
+  );
 }
 
 export function validateMount(mountpoint: string, o: MountOptions): MountSpec {

@@ -1,8 +1,8 @@
 // Bad input: one clear line on stderr, a non-zero exit, and nothing mounted.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
-import { describeIfFuse, tmpdir } from '../helpers/env';
-import { anyMountUnder, CLI, forceUnmount, mountLayerfs, run } from '../helpers/mount';
+import { describeIfFuse, describeIfKernelOverlay, tmpdir } from '../helpers/env';
+import { anyMountUnder, CLI, forceUnmount, mountKernelOverlay, mountLayerfs, run, type Mounted } from '../helpers/mount';
 
 describe('bad input to layerfs mount', () => {
   let b: string;
@@ -74,6 +74,48 @@ describe('bad input to layerfs mount', () => {
       fs.mkdirSync(`${b}/rofs/work`);
       expect(spawnSync('mount', ['-o', 'remount,ro', `${b}/rofs`]).status).toBe(0);
       expectRefused(['mount', '-o', `lowerdir=${b}/l1,upperdir=${b}/rofs/up,workdir=${b}/rofs/work`, `${b}/mnt`], /workdir '.*' is not usable: EROFS/);
+    });
+
+    describeIfKernelOverlay('with kernel overlayfs as the oracle', () => {
+      /** Whether kernel overlayfs mounts these layers (unmounting again at once). */
+      async function kernelMounts(opts: string): Promise<boolean> {
+        let k: Mounted;
+        try {
+          k = mountKernelOverlay(opts, `${b}/mnt`);
+        } catch {
+          return false;
+        }
+        await k.unmount();
+        return true;
+      }
+
+      test('a workdir a volatile mount marked is refused until the mark goes, whoever made it', async () => {
+        for (const maker of ['layerfs', 'kernel']) {
+          const v = `${b}/vol-${maker}`;
+          for (const d of ['up', 'work']) fs.mkdirSync(`${v}/${d}`, { recursive: true });
+          const opts = `lowerdir=${b}/l1,upperdir=${v}/up,workdir=${v}/work`;
+          const m = maker === 'layerfs' ? await mountLayerfs(`${opts},volatile`, `${b}/mnt`) : mountKernelOverlay(`${opts},volatile`, `${b}/mnt`);
+          try {
+            fs.writeFileSync(`${b}/mnt/kept`, maker);
+          } finally {
+            await m.unmount();
+          }
+          expect(fs.readdirSync(`${v}/work/work/incompat/volatile`)).toEqual(['dirty']); // the kernel's layout
+          expectRefused(['mount', '-o', opts, `${b}/mnt`], /workdir '.*vol-\w+\/work' is marked with incompatible feature 'volatile' \(.*\/work\/incompat\/volatile\): a volatile mount used these layers/);
+          expectRefused(['mount', '-o', `${opts},volatile`, `${b}/mnt`], /incompatible feature 'volatile'/);
+          expect(await kernelMounts(opts)).toBe(false);
+          // The refused mounts left the mark where it was.
+          expect(fs.readdirSync(`${v}/work/work/incompat`)).toEqual(['volatile']);
+          fs.rmSync(`${v}/work/work/incompat/volatile`, { recursive: true });
+          const again = await mountLayerfs(opts, `${b}/mnt`);
+          try {
+            expect(fs.readFileSync(`${b}/mnt/kept`, 'utf8')).toBe(maker);
+          } finally {
+            await again.unmount();
+          }
+          expect(await kernelMounts(opts)).toBe(true);
+        }
+      });
     });
 
     test('a mountpoint that is already a dead FUSE mount', async () => {
