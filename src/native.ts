@@ -8,6 +8,8 @@ export interface NativeAddon {
   lgetxattr(path: string, name: string): Buffer;
   /** As lgetxattr, but undefined when the xattr is not set (ENODATA) or not supported there. */
   lgetxattrIfSet(path: string, name: string): Buffer | undefined;
+  /** The value, or the errno when it is absent (ENODATA) or unsupported there (ENOTSUP). */
+  lgetxattrOrErrno(path: string, name: string): Buffer | number;
   lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
   llistxattr(path: string): string[];
   lremovexattr(path: string, name: string): void;

@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Overlay } from '../../src/core/overlay';
+import { layerPath, mergedPath } from '../../src/core/paths';
 import { HostLayer, HostUpperLayer } from '../../src/layers/host';
 import { native } from '../../src/native';
 
@@ -31,6 +32,18 @@ describe('overlay over host directories', () => {
     fs.symlinkSync('var/x', path.join(base, 'top/link'));
   });
   afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
+
+  test('getxattr: a value, ENODATA when not set, EOPNOTSUPP where the filesystem has none, ENOENT', async () => {
+    native().lsetxattr(path.join(base, 'top/var/x'), 'user.t', Buffer.from('v'), 0);
+    const top = new HostLayer(path.join(base, 'top'));
+    expect((await top.getxattr(layerPath(mergedPath('/var/x')), 'user.t')).toString()).toBe('v');
+    await expect(top.getxattr(layerPath(mergedPath('/usr/new')), 'user.t')).rejects.toMatchObject({ code: 'ENODATA', errno: os.constants.errno.ENODATA });
+    await expect(top.getxattr(layerPath(mergedPath('/nothere')), 'user.t')).rejects.toMatchObject({ code: 'ENOENT' });
+    // procfs has no user.* namespace.
+    await expect(new HostLayer('/proc/self').getxattr(layerPath(mergedPath('/stat')), 'user.t')).rejects.toMatchObject({ code: 'EOPNOTSUPP', errno: os.constants.errno.EOPNOTSUPP });
+    fs.rmSync(path.join(base, 'top/var/x'));
+    fs.writeFileSync(path.join(base, 'top/var/x'), 'top x');
+  });
 
   test('merge, .wh. whiteouts, both opaque forms, reads', async () => {
     const ov = await Overlay.open({
