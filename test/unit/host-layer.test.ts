@@ -41,8 +41,7 @@ describe('overlay over host directories', () => {
     await expect(top.getxattr(layerPath(mergedPath('/nothere')), 'user.t')).rejects.toMatchObject({ code: 'ENOENT' });
     // procfs has no user.* namespace.
     await expect(new HostLayer('/proc/self').getxattr(layerPath(mergedPath('/stat')), 'user.t')).rejects.toMatchObject({ code: 'EOPNOTSUPP', errno: os.constants.errno.EOPNOTSUPP });
-    fs.rmSync(path.join(base, 'top/var/x'));
-    fs.writeFileSync(path.join(base, 'top/var/x'), 'top x');
+    native().lremovexattr(path.join(base, 'top/var/x'), 'user.t');
   });
 
   test('merge, .wh. whiteouts, both opaque forms, reads', async () => {
