@@ -223,6 +223,45 @@ function cpuIdle() {
   return `cpuidle driver ${driver}${poll !== undefined ? `, guest_halt_poll_ns=${poll}` : ''}`;
 }
 
+/**
+ * Proactive reclaim by DAMON (a kdamond with a `pageout` scheme, as some VMs
+ * run to hand idle memory back to the host): it drops page-cache pages it
+ * judges idle without any memory pressure, so a hot pass re-reads those
+ * files from the layers (hot tar's lower calls; docs/DESIGN.md, "Benchmark
+ * passes"). Reported like cpuIdle, so the figures say what they ran under.
+ */
+function damonPageout() {
+  const base = '/sys/kernel/mm/damon/admin/kdamonds';
+  const read = (f) => {
+    try {
+      return fs.readFileSync(f, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  };
+  const ls = (d) => {
+    try {
+      return fs.readdirSync(d).filter((n) => /^\d+$/.test(n));
+    } catch {
+      return [];
+    }
+  };
+  const found = [];
+  for (const k of ls(base)) {
+    if (read(`${base}/${k}/state`) !== 'on') continue;
+    for (const c of ls(`${base}/${k}/contexts`)) {
+      const ctx = `${base}/${k}/contexts/${c}`;
+      const aggrUs = Number(read(`${ctx}/monitoring_attrs/intervals/aggr_us`));
+      for (const sch of ls(`${ctx}/schemes`)) {
+        if (read(`${ctx}/schemes/${sch}/action`) !== 'pageout') continue;
+        const age = Number(read(`${ctx}/schemes/${sch}/access_pattern/age/min`));
+        found.push(`kdamond ${k} pages out regions idle >= ${((age * aggrUs) / 1e6).toFixed(0)} s`);
+      }
+    }
+  }
+  return found.length === 0 ? undefined : `DAMON proactive reclaim on (${found.join('; ')})`;
+}
+
 // ---- workloads -------------------------------------------------------------------
 
 /** Runs a shell command; returns wall seconds. */
@@ -405,6 +444,8 @@ function report(o, manifest, names, results, calls, peakRss) {
   process.stdout.write(`layerfs daemon peak RSS: ${(peakRss / 1048576).toFixed(1)} MiB\n`);
   const idle = cpuIdle();
   if (idle !== undefined) process.stdout.write(`cpu idle: ${idle}\n`);
+  const reclaim = damonPageout();
+  if (reclaim !== undefined) process.stdout.write(`page reclaim: ${reclaim}\n`);
   const traced = names.filter((w) => results[w].cold[TRACED] !== undefined);
   if (traced.length > 0) {
     process.stdout.write('tracing overhead (layerfs with --trace / without, medians):');
