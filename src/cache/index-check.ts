@@ -28,6 +28,7 @@ import {
   ROW_COLUMNS,
   toRow,
   unpackXattrs,
+  unreadable,
   type BuildProgress,
   type Row,
 } from './lower-index';
@@ -108,7 +109,13 @@ export function checkIndex(dir: string, layerRoot: string, progress?: (p: BuildP
     return { file, why: `not indexed in ${dir}` };
   }
   try {
-    if (!describesLayer(readMeta(db), id)) return { file, why: NOT_OF_LAYER };
+    let meta: Map<string, string>;
+    try {
+      meta = readMeta(db);
+    } catch (err) {
+      return { file, why: unreadable(file, err) };
+    }
+    if (!describesLayer(meta, id)) return { file, why: NOT_OF_LAYER };
     const children = db.prepare(`SELECT name, ${ROW_COLUMNS} FROM entries WHERE parent = ?`).safeIntegers(true).raw(true);
     const rootRow = toRow(db.prepare(`SELECT ${ROW_COLUMNS} FROM entries WHERE id = 1`).safeIntegers(true).raw(true).get() as unknown[]);
     const differences: IndexDifference[] = [];

@@ -247,6 +247,11 @@ export function describesLayer(meta: Map<string, string>, id: RootId): boolean {
 
 export const NOT_OF_LAYER = 'index is of another layer or format: rebuild it';
 
+/** Why an index file that would not open or be read is not used. */
+export function unreadable(file: string, err: unknown): string {
+  return `index ${file} is unreadable (${err instanceof Error ? err.message : String(err)})`;
+}
+
 export type OpenResult =
   | { index: LowerIndex; grew: string[]; unindexed: string[] }
   | { index: undefined; why: string };
@@ -271,7 +276,15 @@ export function openIndex(dir: string, layerRoot: string): OpenResult {
   } catch {
     return { index: undefined, why: 'not indexed' };
   }
-  const meta = readMeta(db);
+  // An index is a cache: one that cannot be read (not SQLite, truncated)
+  // is no index, and the mount goes on without it (and rebuilds it).
+  let meta: Map<string, string>;
+  try {
+    meta = readMeta(db);
+  } catch (err) {
+    db.close();
+    return { index: undefined, why: unreadable(file, err) };
+  }
   if (!describesLayer(meta, id)) {
     db.close();
     return { index: undefined, why: NOT_OF_LAYER };

@@ -73,6 +73,28 @@ describe('layerfs index', () => {
   }
 
   describeIfFuse('mounted', () => {
+    test('an unreadable index does not stop the mount: the layer is served and the index rebuilt', async () => {
+      const lower = `${b}/lower-corrupt`;
+      fs.mkdirSync(`${lower}/aaa-pkg`, { recursive: true });
+      fs.writeFileSync(`${lower}/aaa-pkg/f`, 'f');
+      const idx = `${b}/idx-corrupt`;
+      expect(run(CLI, ['index', 'build', '-q', '--index-dir', idx, lower]).status).toBe(0);
+      const file = path.join(idx, fs.readdirSync(idx).find((f) => f.endsWith('.sqlite'))!);
+      fs.writeFileSync(file, 'garbage');
+      const m = await mountLayerfs(`lowerdir=${lower},upperdir=${b}/up,workdir=${b}/work,lowerindex=on,index_dir=${idx}`, `${b}/mnt`, ['-v']);
+      mounts.push(m);
+      const why = /lower1: no usable index \(index .* is unreadable \(file is not a database\)\); served from the layer/;
+      expect(await said(m, why)).toMatch(why);
+      expect(fs.readFileSync(path.join(m.mountpoint, 'aaa-pkg/f'), 'utf8')).toBe('f');
+      const deadline = Date.now() + 20000;
+      while (fs.readFileSync(file).toString('latin1', 0, 15) !== 'SQLite format 3') {
+        if (Date.now() > deadline) throw new Error('the index was not rebuilt within 20 s');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await m.unmount();
+      mounts.pop();
+    });
+
     test('first use builds the index in the background; the next mount is served from it', async () => {
       const idx = `${b}/idx-first-use`;
       const opts = `lowerdir=${b}/lower,upperdir=${b}/up,workdir=${b}/work,lowerindex=on,index_dir=${idx}`;

@@ -133,6 +133,16 @@ describe('lower index', () => {
     third.index.close();
   });
 
+  test('an index file that is not SQLite is no index: a reason, not an exception', () => {
+    const lower = path.join(base, 'corrupt');
+    fs.mkdirSync(path.join(lower, 'aaa-pkg'), { recursive: true });
+    const idx = path.join(base, 'idx-corrupt');
+    const { file } = buildIndex(idx, lower);
+    fs.writeFileSync(file, 'not a database, whatever it once was');
+    expect(openIndex(idx, lower)).toEqual({ index: undefined, why: `index ${file} is unreadable (file is not a database)` });
+    expect(checkIndex(idx, lower)).toEqual({ file, why: `index ${file} is unreadable (file is not a database)` });
+  });
+
   test('an index is keyed by the layer: another directory does not use it', async () => {
     const a = path.join(base, 'a');
     const b = path.join(base, 'b');
