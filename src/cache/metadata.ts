@@ -99,10 +99,10 @@ export class MetadataCache {
   /** Gets between two recency refreshes of an ancestor (ANCESTOR_REFRESH, less for tiny caches). */
   private readonly refreshGap: number;
 
-  /** limits undefined: caching off (every lookup reads the layers). */
+  /** limits undefined, or either bound 0: caching off (every lookup reads the layers). */
   constructor(limits: CacheLimits | undefined) {
     this.refreshGap = Math.max(1, Math.min(ANCESTOR_REFRESH, Math.floor((limits?.maxEntries ?? 0) / 64)));
-    if (limits !== undefined && limits.maxEntries > 0) {
+    if (limits !== undefined && limits.maxEntries > 0 && limits.maxBytes > 0) {
       this.nodes = new LRUCache<string, CachedNode>({
         max: limits.maxEntries,
         maxSize: limits.maxBytes,

@@ -81,6 +81,8 @@ export const DEFAULT_SPIN_USEC = 200;
 export const DEFAULT_READAHEAD_KB = 1024;
 /** Kernel inodes held at once before the least recently looked up are dropped. */
 export const DEFAULT_MAX_NODES = 100_000;
+/** cache_entries= bound: lru-cache sets aside ~8 bytes per entry up front (80 MB here). */
+const MAX_CACHE_ENTRIES = 10_000_000;
 
 export interface CacheOptions {
   enabled: boolean;
@@ -88,7 +90,7 @@ export interface CacheOptions {
   entryTimeout: number;
   attrTimeout: number;
   negativeTimeout: number;
-  /** Bounds of the daemon's metadata cache. */
+  /** Bounds of the daemon's metadata cache; either at 0 turns that cache off (the kernel's stay). */
   maxEntries: number;
   maxBytes: number;
   /** Most kernel inodes held at once; past it the least recently looked up are dropped (max_nodes=). */
@@ -287,6 +289,10 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
           break;
         case 'cache_entries':
           o.cache.maxEntries = count(key, need());
+          // lru-cache preallocates its index arrays for this many entries.
+          if (o.cache.maxEntries > MAX_CACHE_ENTRIES) {
+            throw new UsageError(`option 'cache_entries' is at most ${MAX_CACHE_ENTRIES} (memory is set aside for each), not '${o.cache.maxEntries}'`);
+          }
           break;
         case 'lowerindex': {
           const v = need();

@@ -1,3 +1,4 @@
+import { MetadataCache } from '../../src/cache/metadata';
 import { parseMountOptions, splitEscaped, unescape, UsageError } from '../../src/mount/options';
 
 describe('mount option parsing', () => {
@@ -37,9 +38,20 @@ describe('mount option parsing', () => {
     [['lowerdir=/l,readahead_kb=2000000'], /'readahead_kb' is in KiB, at most 1048576/],
     [['lowerdir=/l,max_nodes=5'], /'max_nodes' must be at least 10/],
     [['lowerdir=/l,max_nodes=many'], /'max_nodes' needs a whole number/],
+    [['lowerdir=/l,cache_entries=99999999999'], /'cache_entries' is at most 10000000/],
+    [['lowerdir=/l,cache_mb=-1'], /'cache_mb' needs a whole number/],
   ])('%j is refused', (opts, msg) => {
     expect(() => parseMountOptions(opts)).toThrow(UsageError);
     expect(() => parseMountOptions(opts)).toThrow(msg);
+  });
+
+  test('cache_entries=0 or cache_mb=0 turns the daemon cache off (an lru-cache error before, for cache_mb=0)', () => {
+    for (const o of ['cache_entries=0', 'cache_mb=0']) {
+      const c = parseMountOptions([`lowerdir=/l,${o}`]).cache;
+      expect(new MetadataCache({ maxEntries: c.maxEntries, maxBytes: c.maxBytes }).enabled).toBe(false);
+    }
+    const c = parseMountOptions(['lowerdir=/l,cache_entries=1000,cache_mb=1']).cache;
+    expect(new MetadataCache({ maxEntries: c.maxEntries, maxBytes: c.maxBytes }).enabled).toBe(true);
   });
 
   test('max_nodes= bounds the kernel inodes held (default 100 000)', () => {
