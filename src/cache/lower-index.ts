@@ -20,8 +20,9 @@
 // process) and writes in batched transactions.
 import Database from 'better-sqlite3';
 import { createHash } from 'crypto';
-import { lstatSync, mkdirSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync } from 'fs';
+import { lstatSync, readdirSync, readlinkSync, realpathSync, renameSync, rmSync } from 'fs';
 import * as path from 'path';
+import { mkdirs } from '../mkdirs';
 import { native } from '../native';
 import { fsError } from '../core/errors';
 import type { DirEntry } from '../core/layer';
@@ -197,7 +198,7 @@ export interface BuildResult {
  */
 export function buildIndex(dir: string, layerRoot: string, progress?: (p: BuildProgress) => void): BuildResult {
   const t0 = process.hrtime.bigint();
-  mkdirSync(dir, { recursive: true });
+  mkdirs(dir);
   const id = rootId(layerRoot);
   const file = indexFile(dir, layerRoot);
   const tmp = `${file}.${process.pid}.tmp`;

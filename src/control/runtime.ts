@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { inInitialUserNamespace, parentUid } from '../mount/privilege';
+import { mkdirs } from '../mkdirs';
 
 /**
  * The runtime directory: $LAYERFS_RUNTIME_DIR if set (tests), /run/layerfs for
@@ -31,7 +32,7 @@ export function runtimeDir(): string {
  */
 export function ensureRuntimeDir(): string {
   const dir = runtimeDir();
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirs(dir, 0o700);
   const st = fs.lstatSync(dir);
   const uid = process.geteuid?.() ?? 0;
   if (!st.isDirectory()) throw new Error(`runtime directory ${dir} is not a directory`);

@@ -58,6 +58,8 @@ describe('layerfs index', () => {
     ['check with a bad --limit', ['index', 'check', '--limit', '-1', '/tmp'], /--limit needs a whole number/],
     ['no lower', ['index', 'build'], /Not enough non-option arguments/],
     ['a lower that does not exist', ['index', 'build', '--index-dir', '/tmp', '/nonexistent-lower'], /nonexistent-lower/],
+    // Node's own recursive mkdir never returned for this one.
+    ['an index dir that cannot be made', ['index', 'build', '--index-dir', '/proc/layerfs-nope', '/tmp'], /ENOENT.*mkdir '\/proc\/layerfs-nope'/],
   ])('%s: one line, non-zero exit', (_name, args, message) => {
     const r = run(CLI, args as string[]);
     const lines = r.stderr.split('\n').filter(Boolean);
