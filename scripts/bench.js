@@ -203,6 +203,15 @@ class Mount {
   }
 }
 
+/** A sysfs file's contents, or undefined where there is none. */
+function readSys(f) {
+  try {
+    return fs.readFileSync(f, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * How an idle CPU waits (cpuidle driver; guest halt-polling on VMs). On a VM
  * without halt-polling every FUSE reply wakes a halted vCPU, which is most
@@ -210,16 +219,9 @@ class Mount {
  * repeat of find by 2x, so the figures say which setting they were made with.
  */
 function cpuIdle() {
-  const read = (f) => {
-    try {
-      return fs.readFileSync(f, 'utf8').trim();
-    } catch {
-      return undefined;
-    }
-  };
-  const driver = read('/sys/devices/system/cpu/cpuidle/current_driver');
+  const driver = readSys('/sys/devices/system/cpu/cpuidle/current_driver');
   if (driver === undefined) return undefined;
-  const poll = read('/sys/module/haltpoll/parameters/guest_halt_poll_ns');
+  const poll = readSys('/sys/module/haltpoll/parameters/guest_halt_poll_ns');
   return `cpuidle driver ${driver}${poll !== undefined ? `, guest_halt_poll_ns=${poll}` : ''}`;
 }
 
@@ -232,13 +234,6 @@ function cpuIdle() {
  */
 function damonPageout() {
   const base = '/sys/kernel/mm/damon/admin/kdamonds';
-  const read = (f) => {
-    try {
-      return fs.readFileSync(f, 'utf8').trim();
-    } catch {
-      return undefined;
-    }
-  };
   const ls = (d) => {
     try {
       return fs.readdirSync(d).filter((n) => /^\d+$/.test(n));
@@ -248,13 +243,13 @@ function damonPageout() {
   };
   const found = [];
   for (const k of ls(base)) {
-    if (read(`${base}/${k}/state`) !== 'on') continue;
+    if (readSys(`${base}/${k}/state`) !== 'on') continue;
     for (const c of ls(`${base}/${k}/contexts`)) {
       const ctx = `${base}/${k}/contexts/${c}`;
-      const aggrUs = Number(read(`${ctx}/monitoring_attrs/intervals/aggr_us`));
+      const aggrUs = Number(readSys(`${ctx}/monitoring_attrs/intervals/aggr_us`));
       for (const sch of ls(`${ctx}/schemes`)) {
-        if (read(`${ctx}/schemes/${sch}/action`) !== 'pageout') continue;
-        const age = Number(read(`${ctx}/schemes/${sch}/access_pattern/age/min`));
+        if (readSys(`${ctx}/schemes/${sch}/action`) !== 'pageout') continue;
+        const age = Number(readSys(`${ctx}/schemes/${sch}/access_pattern/age/min`));
         found.push(`kdamond ${k} pages out regions idle >= ${((age * aggrUs) / 1e6).toFixed(0)} s`);
       }
     }

@@ -101,7 +101,7 @@ function vanished(err: unknown): boolean {
 export function checkIndex(dir: string, layerRoot: string, progress?: (p: BuildProgress) => void): CheckResult {
   const t0 = process.hrtime.bigint();
   const id = rootId(layerRoot);
-  const file = indexFile(dir, layerRoot);
+  const file = indexFile(dir, id);
   let db: Database.Database;
   try {
     db = new Database(file, { readonly: true, fileMustExist: true });

@@ -53,9 +53,8 @@ export function rootId(layerRoot: string): RootId {
   return { real, dev: st.dev, ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs };
 }
 
-/** The index file for a layer: keyed by its real path and its root's identity. */
-export function indexFile(dir: string, layerRoot: string): string {
-  const id = rootId(layerRoot);
+/** The index file for a layer: keyed by its real path and its root's identity (rootId). */
+export function indexFile(dir: string, id: RootId): string {
   const key = createHash('sha256').update(`${id.real}\0${id.dev}\0${id.ino}`).digest('hex').slice(0, 20);
   return path.join(dir, `lower-${key}.sqlite`);
 }
@@ -200,7 +199,7 @@ export function buildIndex(dir: string, layerRoot: string, progress?: (p: BuildP
   const t0 = process.hrtime.bigint();
   mkdirs(dir);
   const id = rootId(layerRoot);
-  const file = indexFile(dir, layerRoot);
+  const file = indexFile(dir, id);
   const tmp = `${file}.${process.pid}.tmp`;
   rmSync(tmp, { force: true });
   const db = new Database(tmp);
@@ -266,7 +265,7 @@ export function openIndex(dir: string, layerRoot: string): OpenResult {
   let id: RootId;
   try {
     id = rootId(layerRoot);
-    file = indexFile(dir, layerRoot);
+    file = indexFile(dir, id);
   } catch (err) {
     return { index: undefined, why: (err as Error).message };
   }

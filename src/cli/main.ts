@@ -253,6 +253,13 @@ function runIndexCheck(lowers: string[], dir: string, limit: number, quiet: bool
   if (!ok) process.exitCode = EXIT_FAIL;
 }
 
+/** The arguments every `index` subcommand takes: lower layers, and where their indexes live. */
+function indexArgs<T>(y: Argv<T>) {
+  return y
+    .positional('lowers', { type: 'string', array: true, demandOption: true, describe: 'lower layer directories' })
+    .option('index-dir', { type: 'string', describe: `where indexes live (default ${defaultIndexDir()})` });
+}
+
 /** A command handler whose every error, thrown or rejected, ends in fail(): one line, the right exit status. */
 function act<A>(fn: (a: A) => unknown): (a: A) => Promise<void> {
   return (a) =>
@@ -317,20 +324,14 @@ export function main(argv: string[]): void {
         .command(
           'build <lowers..>',
           'index lower layers for fast lookups',
-          (b) =>
-            b
-              .positional('lowers', { type: 'string', array: true, demandOption: true, describe: 'lower layer directories' })
-              .option('index-dir', { type: 'string', describe: `where indexes live (default ${defaultIndexDir()})` })
-              .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or summary' }),
+          (b) => indexArgs(b).option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or summary' }),
           act((a) => runIndexBuild(a.lowers as string[], a['index-dir'] ?? defaultIndexDir(), a.quiet)),
         )
         .command(
           'check <lowers..>',
           'compare lower layers with their indexes, entry by entry (exit status 1 if one is stale or missing)',
           (b) =>
-            b
-              .positional('lowers', { type: 'string', array: true, demandOption: true, describe: 'lower layer directories' })
-              .option('index-dir', { type: 'string', describe: `where indexes live (default ${defaultIndexDir()})` })
+            indexArgs(b)
               .option('limit', { type: 'number', default: 20, describe: 'differences listed per layer (0: all)' })
               .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress bar' }),
           act((a) => runIndexCheck(a.lowers as string[], a['index-dir'] ?? defaultIndexDir(), a.limit, a.quiet)),
