@@ -257,6 +257,43 @@ function damonPageout() {
   return found.length === 0 ? undefined : `DAMON proactive reclaim on (${found.join('; ')})`;
 }
 
+/**
+ * What one thread waking another costs on this machine: two threads hand a
+ * flag back and forth (Atomics.wait/notify, i.e. futex), so each round trip
+ * is two wake-ups. A FUSE request is at least one (the reply wakes the
+ * caller; the daemon spins, so the request finds it awake), and the first
+ * repeat of find or a stat walk sends one GETATTR per directory
+ * (docs/DESIGN.md, "Benchmark passes"): this is the floor of that cost,
+ * whatever the filesystem does. Measured on the 2-vCPU VM of these figures
+ * (no halt-polling): 79-103 us, and 74-133 us for two processes
+ * ping-ponging a byte over pipes, against 8 us for those two pinned to
+ * one CPU: it is the halted vCPU's wake-up.
+ */
+function wakeRoundTripUs(n = 20000) {
+  const { Worker } = require('worker_threads');
+  const flags = new Int32Array(new SharedArrayBuffer(8));
+  const w = new Worker(
+    `const {workerData:{flags,n}}=require('worker_threads');
+     for(let i=0;i<n;i++){while(Atomics.load(flags,0)===0)Atomics.wait(flags,0,0);
+       Atomics.store(flags,0,0);Atomics.store(flags,1,1);Atomics.notify(flags,1);}`,
+    { eval: true, workerData: { flags, n } },
+  );
+  return new Promise((resolve, reject) => {
+    w.once('error', reject);
+    w.once('online', () => {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < n; i++) {
+        Atomics.store(flags, 0, 1);
+        Atomics.notify(flags, 0);
+        while (Atomics.load(flags, 1) === 0) Atomics.wait(flags, 1, 0);
+        Atomics.store(flags, 1, 0);
+      }
+      const us = Number(process.hrtime.bigint() - t0) / n / 1000;
+      void w.terminate().then(() => resolve(us));
+    });
+  });
+}
+
 // ---- workloads -------------------------------------------------------------------
 
 /** Runs a shell command; returns wall seconds. */
@@ -413,10 +450,10 @@ async function main() {
     cleanup();
     fs.rmSync(runBase, { recursive: true, force: true });
   }
-  report(o, manifest, names, results, calls, peakRss);
+  report(o, manifest, names, results, calls, peakRss, await wakeRoundTripUs());
 }
 
-function report(o, manifest, names, results, calls, peakRss) {
+function report(o, manifest, names, results, calls, peakRss, wakeUs) {
   const cols = ['workload', 'mode', ...o.impl.map((i) => `${i} s`), 'lf/fo', 'lf/kernel', 'lower calls', 'lower lstat'];
   const rows = [];
   const json = [];
@@ -439,6 +476,7 @@ function report(o, manifest, names, results, calls, peakRss) {
   process.stdout.write(`layerfs daemon peak RSS: ${(peakRss / 1048576).toFixed(1)} MiB\n`);
   const idle = cpuIdle();
   if (idle !== undefined) process.stdout.write(`cpu idle: ${idle}\n`);
+  process.stdout.write(`wake-up: one thread to another and back ${wakeUs.toFixed(1)} us (a FUSE request costs at least half of that; kernel overlayfs none)\n`);
   const reclaim = damonPageout();
   if (reclaim !== undefined) process.stdout.write(`page reclaim: ${reclaim}\n`);
   const traced = names.filter((w) => results[w].cold[TRACED] !== undefined);
@@ -454,7 +492,7 @@ function report(o, manifest, names, results, calls, peakRss) {
     process.stdout.write('\n');
   }
   const out = path.join(o.dir, `results-${o.paths}.json`);
-  fs.writeFileSync(out, JSON.stringify({ paths: o.paths, inodes: manifest.inodes, runs: o.runs, index: manifest.indexSeconds !== undefined, indexSeconds: manifest.indexSeconds, peakRss, results: json }, null, 1));
+  fs.writeFileSync(out, JSON.stringify({ paths: o.paths, inodes: manifest.inodes, runs: o.runs, index: manifest.indexSeconds !== undefined, indexSeconds: manifest.indexSeconds, peakRss, wakeRoundTripUs: wakeUs, results: json }, null, 1));
   process.stdout.write(`(all runs: ${out})\n`);
 }
 
