@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // What the tests need beyond npm packages, installed when missing (as root,
 // from Debian's archive): fuse3, for fusermount3, the helper through which
-// users without root mount. Everything else they use (mount, umount,
-// unshare, runuser, useradd) is in every Debian system. Without root it only
+// users without root mount; attr, for getfattr/setfattr (the private-xattr
+// case in write-cases drives them through the mount as a user would).
+// Everything else they use (mount, umount, unshare, runuser, useradd) is in
+// every Debian system. Without root it only
 // says what is missing; the tests that need it are then skipped, with the
 // reason printed.
 'use strict';
@@ -10,7 +12,9 @@ const cp = require('child_process');
 const fs = require('fs');
 
 const missing = [];
-if (!['/usr/bin/fusermount3', '/bin/fusermount3'].some((p) => fs.existsSync(p))) missing.push('fuse3');
+const has = (...paths) => paths.some((p) => fs.existsSync(p));
+if (!has('/usr/bin/fusermount3', '/bin/fusermount3')) missing.push('fuse3');
+if (!has('/usr/bin/getfattr', '/bin/getfattr')) missing.push('attr');
 if (missing.length === 0) process.exit(0);
 if (process.geteuid() !== 0) {
   process.stderr.write(`test dependencies missing (${missing.join(' ')}): install them as root (apt-get install ${missing.join(' ')}) or tests needing them are skipped\n`);
