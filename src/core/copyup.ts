@@ -8,11 +8,25 @@
 //      so mode comes after it), then times;
 //   3. it is renamed into place (RENAME_NOREPLACE), and the parent's times are
 //      restored, so the copy-up itself is not visible as a change.
-// A regular file with data is built whole (step 2, then fsync) WITHOUT holding
-// the namespace lock, so a copy-up of a large file does not stall other
-// operations, and its parents are copied up meanwhile; the commit (step 3)
-// takes the lock and first checks that the path still resolves to the object
-// that was copied. Concurrent copy-ups of one path share one job.
+// A regular file with data is built WITHOUT holding the namespace lock, so a
+// copy-up of a large file does not stall other operations; the commit (step
+// 3) takes the lock and first checks that the path still resolves to the
+// object that was copied. Concurrent copy-ups of one path share one job.
+//
+// The open(2) that copies a file up (ensure with `adopt`) is given the work
+// file itself, open read-write, instead of opening the upper file again once
+// it is in place. Its data must be on disk before the rename (fsync, unless
+// `volatile`), and waiting for that disk flush is most of a small file's
+// copy-up; so for such an open the commit is deferred: the opener gets the
+// work file as soon as it is built, and the fsync and the rename follow in
+// the background (`placed`). Until then the path still resolves to the lower
+// object; whoever needs its upper state (another open for write, stat,
+// rename...) waits for `placed` through ensure() or Overlay's resolve. A
+// crash before the commit leaves the lower file in view, and the writes made
+// through the handle meanwhile lost, as unsynced writes may be; fsync(2) on
+// the handle waits for the commit. If the path was removed or replaced in the
+// meantime, the commit discards the copy: the opener keeps writing to a file
+// that has no name any more, as with any file unlinked while open.
 import { constants as fsc } from 'fs';
 import { hasCode } from './errors';
 import type { Layer, LayerFile, Loc, SeekableFile, UpperFile, UpperLayer } from './layer';
@@ -30,13 +44,50 @@ export interface CopyUpHost {
   readonly privileged: boolean;
   /** fsync copied data before it is renamed into place (off with `volatile`). */
   readonly syncData: boolean;
+  /**
+   * Resolves a path without waiting for a deferred commit of it: the copy-up
+   * code runs under the lock, which a commit needs (see Overlay.resolveNow).
+   */
   resolve(path: MergedPath): Promise<Resolution>;
   tmpName(): string;
   /**
    * Called once the copy of `from` is in place as `upper`; cached lookups are
-   * stale from here on. ns: how long the copy took, data included.
+   * stale from here on.
    */
-  copiedUp(path: MergedPath, from: LayerEntry, upper: Stat, ns: number): void;
+  copiedUp(path: MergedPath, from: LayerEntry, upper: Stat): void;
+  /**
+   * Told, for tracing, that path was copied from `from`: bytes of data, ns
+   * taken. For a deferred commit, when the copy is handed to the opener
+   * (the request it belongs to), not at the commit.
+   */
+  copied(path: MergedPath, from: LayerEntry, ns: number): void;
+  /** A deferred commit failed; the opener's handle reports EIO from then on. */
+  commitFailed(path: MergedPath, err: unknown): void;
+}
+
+/**
+ * The copy an open(2) made, handed to it (ensure with `adopt`): the work file,
+ * open read-write, with the lower file's data and attributes.
+ */
+export interface Adopted {
+  file: UpperFile;
+  /** The copy's stat (its inode is the one the upper file will have). */
+  stat: Stat;
+  /** Where it is until the commit renames it into place. */
+  loc: Loc;
+  /**
+   * Settles once the copy is renamed into place, or discarded because the path
+   * changed meanwhile. Never rejects; `failed` says whether the commit failed.
+   * The file must stay open until then (the commit fsyncs it).
+   */
+  placed: Promise<void>;
+  failed?: unknown;
+}
+
+/** What ensure() is asked by an open(2) that may keep the copy it makes. */
+export interface AdoptRequest {
+  /** O_TRUNC: the copy gets no data (as the kernel's copy-up of an O_TRUNC open). */
+  truncate: boolean;
 }
 
 const CHUNK = 1 << 20;
@@ -50,32 +101,51 @@ function isSeekable(f: LayerFile): f is SeekableFile {
 }
 
 export class CopyUp {
+  /** Copy-ups under way, by path: settled once the copy is in place (or given up). */
   private readonly inflight = new Map<string, Promise<void>>();
 
   constructor(private readonly host: CopyUpHost) {}
 
+  /** The copy-up of path under way (a deferred commit included), if any. */
+  pending(path: MergedPath): Promise<void> | undefined {
+    return this.inflight.size === 0 ? undefined : this.inflight.get(path);
+  }
+
+  /** Every copy-up under way (at unmount, before closing files). */
+  async settle(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight.values()]);
+  }
+
   /**
    * Makes the object at path live in the upper layer, parents included.
    * Call WITHOUT the namespace lock. Resolves when the object is upper (or
-   * throws, e.g. ENOENT if it vanished).
+   * throws, e.g. ENOENT if it vanished). With `adopt`, a regular file this
+   * call copies is returned open (see Adopted); its commit may still be
+   * under way. Otherwise, or when the object was already upper or copied up
+   * by another caller, it resolves with undefined once the object is upper.
    */
-  async ensure(path: MergedPath): Promise<void> {
+  async ensure(path: MergedPath, adopt?: AdoptRequest): Promise<Adopted | undefined> {
     for (;;) {
       const pending = this.inflight.get(path);
       if (pending !== undefined) {
-        await pending.catch(() => undefined);
+        await pending;
         continue;
       }
       const r = await this.host.resolve(path);
       const top = winner(r)!;
-      if (top.layer === 0) return;
-      const job = this.copy(r, top);
-      this.inflight.set(path, job);
-      try {
-        await job;
-      } finally {
-        this.inflight.delete(path);
-      }
+      if (top.layer === 0) return undefined;
+      const job = this.copy(r, top, adopt);
+      const placed = job.then(
+        (a) => a?.placed,
+        () => undefined,
+      );
+      this.inflight.set(path, placed);
+      void placed.then(() => {
+        if (this.inflight.get(path) === placed) this.inflight.delete(path);
+      });
+      const adopted = await job;
+      if (adopted !== undefined) return adopted;
+      await placed;
     }
   }
 
@@ -84,6 +154,11 @@ export class CopyUp {
    * returns dir's fresh resolution. Call WITH the namespace lock held.
    */
   async dirsLocked(dir: MergedPath): Promise<Resolution> {
+    // An upper directory's ancestors are upper too (the upper layer is a
+    // tree): the usual case, a copy-up next to earlier ones, needs no walk.
+    const here = await this.host.resolve(dir);
+    const top = winner(here);
+    if (top !== undefined && top.layer === 0) return here;
     let cur = mergedPath('/');
     let r = await this.host.resolve(cur);
     for (const name of components(dir)) {
@@ -99,62 +174,124 @@ export class CopyUp {
     return r;
   }
 
-  private async copy(r: Resolution, top: LayerEntry): Promise<void> {
+  /**
+   * Copies the object r resolves to. With adopt, a regular file's copy is
+   * returned open (undefined if it could not be placed: ensure looks again);
+   * otherwise it resolves with undefined once the copy is in place.
+   */
+  private async copy(r: Resolution, top: LayerEntry, adopt?: AdoptRequest): Promise<Adopted | undefined> {
     const { host } = this;
     const t0 = process.hrtime.bigint();
-    if (!isReg(top.stat) || top.stat.size === 0) {
+    const data = isReg(top.stat) && (top.stat.size > 0 || adopt !== undefined);
+    if (!data) {
       await host.mutate(async () => {
         await this.dirsLocked(parentOf(r.path));
         const now = winner(await host.resolve(r.path));
         if (now === undefined || now.layer === 0) return;
         await this.commitLocked(r.path, now, t0);
       });
-      return;
+      return undefined;
     }
-    // Regular file with data: built outside the lock in the work directory.
-    // Its fsync runs on the threadpool; meanwhile the parents are copied up
-    // under the lock, so a copy-up waits for the disk once, not for the disk
-    // and then for its parents' copies in turn. The commit needs both done.
+    // A regular file: built outside the lock in the work directory, its
+    // parents copied up meanwhile under the lock; both are needed before
+    // the commit.
     const tmp = { work: host.tmpName() };
+    let file: UpperFile | undefined;
     let placed = false; // renamed into place: nothing left to remove
-    try {
-      const built = this.buildFile(r.path, top, tmp);
-      const parents = host.mutate(() => this.dirsLocked(parentOf(r.path)));
-      const [b, p] = await Promise.allSettled([built, parents]);
-      if (b.status === 'rejected') throw b.reason;
-      if (p.status === 'rejected') throw p.reason;
-      await host.mutate(async () => {
-        await this.dirsLocked(parentOf(r.path));
-        const now = winner(await host.resolve(r.path));
-        // Gone, already copied up, or replaced meanwhile: drop this copy; ensure() looks again.
-        // (Same object means same ctime: the attributes given to the copy are still its own.)
-        if (now === undefined || now.layer === 0 || !sameObject(now, top)) return;
-        await this.placeLocked(r.path, now, tmp, t0);
-        placed = true;
-      });
-    } finally {
+    const discard = async (): Promise<void> => {
       if (!placed) await host.upper.unlink(tmp).catch(() => undefined);
+    };
+    // The copy's own stat (for the opener: its inode is the upper file's).
+    let stat: Stat | undefined;
+    try {
+      file = await this.buildFile(r.path, top, tmp, adopt?.truncate ?? false);
+      if (adopt !== undefined) stat = await file.stat();
+      await host.mutate(() => this.dirsLocked(parentOf(r.path)));
+    } catch (err) {
+      await file?.close().catch(() => undefined);
+      await discard();
+      throw err;
     }
+    const built = file;
+    // Deferred: the opener writes to the work file while it is synced and
+    // renamed into place (volatile: nothing to wait for, in place at once).
+    const deferred = stat !== undefined && host.syncData;
+    // The commit: under the lock, if the path still names the object that
+    // was copied (gone, already copied up, or replaced meanwhile: the copy
+    // is dropped). Same object means same ctime: the attributes given to
+    // the copy are still its own.
+    const commit = (): Promise<void> =>
+      host.mutate(async () => {
+        const now = winner(await host.resolve(r.path));
+        if (now === undefined || now.layer === 0 || !sameObject(now, top)) return;
+        await this.placeLocked(r.path, now, tmp, deferred ? undefined : t0, () => (placed = true));
+      });
+    if (!deferred || stat === undefined) {
+      // In place before returning: synced first unless volatile.
+      try {
+        if (host.syncData) await built.fsync(false);
+        await commit();
+      } catch (err) {
+        await built.close().catch(() => undefined);
+        throw err;
+      } finally {
+        await discard();
+      }
+      if (stat === undefined || !placed) {
+        await built.close();
+        return undefined;
+      }
+      return { file: built, stat, loc: tmp, placed: Promise.resolve() };
+    }
+    host.copied(r.path, top, Number(process.hrtime.bigint() - t0));
+    const adopted: Adopted = { file: built, stat, loc: tmp, placed: Promise.resolve() };
+    adopted.placed = (async () => {
+      try {
+        await built.fsync(false);
+        await commit();
+      } catch (err) {
+        adopted.failed = err;
+        host.commitFailed(r.path, err);
+      } finally {
+        await discard();
+      }
+    })();
+    return adopted;
   }
 
   /**
-   * Builds the complete copy of a lower regular file in a new work file:
-   * data (holes kept), then attributes (copyAttrs), then fsync, so that what
-   * is renamed into place is on disk whole.
+   * Builds the copy of a lower regular file in a new work file: data (holes
+   * kept; none with truncate), then attributes (copyAttrs). Returns the work
+   * file, open read-write and not yet synced.
    */
-  private async buildFile(path: MergedPath, from: LayerEntry, to: Loc): Promise<void> {
+  private async buildFile(path: MergedPath, from: LayerEntry, to: Loc, truncate: boolean): Promise<UpperFile> {
     const { host } = this;
-    let src: LayerFile | undefined = await host.layers[from.layer].open(layerPath(path), fsc.O_RDONLY);
-    let dst: UpperFile | undefined;
+    const dst = await host.upper.openFile(to, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o600);
     try {
-      dst = await host.upper.openFile(to, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600);
-      const size = from.stat.size;
+      if (!truncate) await this.copyData(path, from, dst);
+      await this.copyAttrs(path, from, to);
+    } catch (err) {
+      await dst.close().catch(() => undefined);
+      throw err;
+    }
+    return dst;
+  }
+
+  /** The lower file's data into dst, holes kept. */
+  private async copyData(path: MergedPath, from: LayerEntry, dst: UpperFile): Promise<void> {
+    const size = from.stat.size;
+    if (size === 0) return;
+    const src = await this.host.layers[from.layer].open(layerPath(path), fsc.O_RDONLY);
+    try {
       const buf = Buffer.allocUnsafe(Math.min(CHUNK, size));
+      // A file with as many blocks as bytes has no hole worth keeping
+      // (most files): one read, no SEEK_DATA/SEEK_HOLE probing.
+      const dense = size <= CHUNK && from.stat.blocks * 512 >= size;
       let pos = 0;
       while (pos < size) {
         let start = pos;
         let end = size;
-        if (isSeekable(src)) {
+        if (!dense && isSeekable(src)) {
           const d = src.nextData(pos);
           if (d === null) break;
           start = d;
@@ -175,13 +312,8 @@ export class CopyUp {
       // the size is the one seen at lookup. Dense files skip this call
       // (truncate goes through the threadpool: it may free blocks).
       if (pos < size) await dst.truncate(size);
-      await src.close();
-      src = undefined;
-      await this.copyAttrs(path, from, to);
-      if (host.syncData) await dst.fsync(false);
     } finally {
-      await dst?.close();
-      await src?.close();
+      await src.close();
     }
   }
 
@@ -236,19 +368,23 @@ export class CopyUp {
   /**
    * Renames the finished copy at tmp into place (never over an existing
    * name) and gives the parent its times back. The lock is held; the parent
-   * is upper. If the rename fails, tmp is left for the caller to remove.
+   * is upper. If the rename fails, tmp is left for the caller to remove;
+   * renamed() is called as soon as it succeeded. t0: when the copy began,
+   * for tracing (undefined: already told, see copied()).
    */
-  private async placeLocked(path: MergedPath, from: LayerEntry, tmp: Loc, t0: bigint): Promise<void> {
+  private async placeLocked(path: MergedPath, from: LayerEntry, tmp: Loc, t0: bigint | undefined, renamed?: () => void): Promise<void> {
     const { upper } = this.host;
     const lp = layerPath(path);
     const parentLp = layerPath(parentOf(path));
     const pst = await upper.lstat(parentLp);
     await upper.rename(tmp, lp, RENAME_NOREPLACE);
+    renamed?.();
     // In place: even if the parent's times cannot be restored, the cache must hear of it.
     try {
       await upper.utimens(parentLp, pst.atimeNs, pst.mtimeNs);
     } finally {
-      this.host.copiedUp(path, from, await upper.lstat(lp), Number(process.hrtime.bigint() - t0));
+      if (t0 !== undefined) this.host.copied(path, from, Number(process.hrtime.bigint() - t0));
+      this.host.copiedUp(path, from, await upper.lstat(lp));
     }
   }
 }

@@ -11,7 +11,7 @@
 import { constants as fsc } from 'fs';
 import { DEFAULT_LIMITS, MetadataCache, type CacheLimits, type CachedNode } from '../cache/metadata';
 import { fsError, hasCode } from './errors';
-import { CopyUp, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT } from './copyup';
+import { CopyUp, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT, type Adopted } from './copyup';
 import { InodeNumbers } from './inode';
 import { LazyFile } from './lazy-file';
 import { INCOMPAT_DIR, type Layer, type LayerFile, type Loc, type TimeSpec, type UpperFile, type UpperLayer } from './layer';
@@ -94,6 +94,8 @@ interface Handle {
   origin?: string;
   /** For upper files: the stat at open, whose inode a write through the handle changes. */
   upper?: Stat;
+  /** The copy-up this open made, while its commit may be under way (copyup.ts, Adopted). */
+  copy?: Adopted;
 }
 
 function entryKey(e: LayerEntry): string {
@@ -119,10 +121,14 @@ export class Overlay {
   onInvalidate: InvalidateHook | undefined;
   /** Told about every decision while tracing is on (core/trace.ts); undefined otherwise. */
   trace: TraceHook | undefined;
+  /** Told about failures no request reports (a deferred copy-up commit); the daemon logs them. */
+  onProblem: ((what: string, err: unknown) => void) | undefined;
   private markers: Markers | undefined;
   private copyUp: CopyUp | undefined;
   private readonly lock = new Mutex();
   private readonly files = new Map<number, Handle>();
+  /** Copies made by open(2) whose commit is under way, by path (copyup.ts, Adopted). */
+  private readonly copies = new Map<MergedPath, Adopted>();
   private nextFh = 1;
   private tmpSeq = 0;
   /** Upper objects that are copies of lower ones: upper dev:ino -> the st_ino shown before. */
@@ -174,10 +180,11 @@ export class Overlay {
         mutate: (fn) => ov.mutate(fn),
         privileged: ov.privileged,
         syncData: !(cfg.volatile ?? false),
-        resolve: (p) => ov.resolve(p),
+        resolve: (p) => ov.resolveNow(p),
         tmpName: () => ov.tmpName(),
-        copiedUp: (path, from, st, ns) => {
-          ov.trace?.copiedUp(path, from.layer, isReg(from.stat) ? from.stat.size : 0, ns);
+        commitFailed: (path, err) => ov.onProblem?.(`copy-up of '${path}' (its open handle now fails with EIO)`, err),
+        copied: (path, from, ns) => ov.trace?.copiedUp(path, from.layer, isReg(from.stat) ? from.stat.size : 0, ns),
+        copiedUp: (path, from, st) => {
           // The mutation that copied up may look the path up again before it
           // ends (a rename copies up both parents): the cache learns now.
           // The object has an upper part (whose resolution is known without
@@ -223,7 +230,12 @@ export class Overlay {
     return `#layerfs.${process.pid}.${++this.tmpSeq}`;
   }
 
-  /** Resolves a merged path; absent final components throw ENOENT. */
+  /**
+   * Resolves a merged path; absent final components throw ENOENT. A path
+   * whose copy-up is being committed (copyup.ts, deferred commit) is
+   * resolved once the commit is done. Not for use under the namespace lock,
+   * which the commit needs: see resolveNow.
+   */
   async resolve(path: string): Promise<Resolution> {
     const r = await this.resolveMaybe(path);
     if (r.entries.length === 0) throw fsError('ENOENT', 'lookup', r.path);
@@ -232,7 +244,22 @@ export class Overlay {
 
   /** Like resolve, but an absent final component gives an empty resolution. */
   async resolveMaybe(path: string): Promise<Resolution> {
-    return (await this.node(mergedPath(path))).r;
+    const p = mergedPath(path);
+    const pending = this.copyUp?.pending(p);
+    if (pending !== undefined) await pending;
+    return (await this.node(p)).r;
+  }
+
+  /**
+   * Resolves without waiting for a copy-up commit: under the namespace lock
+   * (the copy-up code, rename's second look). A path being committed still
+   * resolves to its lower object, as it does until the rename; the commit
+   * checks again under the lock and drops its copy if the path changed.
+   */
+  async resolveNow(path: string, allowAbsent = false): Promise<Resolution> {
+    const r = (await this.node(mergedPath(path))).r;
+    if (!allowAbsent && r.entries.length === 0) throw fsError('ENOENT', 'lookup', r.path);
+    return r;
   }
 
   /**
@@ -410,8 +437,18 @@ export class Overlay {
     const p = mergedPath(path);
     if (opensForWrite(flags)) {
       const upper = this.writable('open', p);
+      // The copy this open makes is its file (copyup.ts, Adopted), unless
+      // it asks for flags that only a fresh open(2) gives.
+      const adopt = (flags & (fsc.O_SYNC | fsc.O_DSYNC)) === 0 ? { truncate: (flags & fsc.O_TRUNC) !== 0 } : undefined;
       for (;;) {
-        await this.copyUp!.ensure(p);
+        const copy = await this.copyUp!.ensure(p, adopt);
+        if (copy !== undefined) {
+          this.copies.set(p, copy);
+          void copy.placed.then(() => {
+            if (this.copies.get(p) === copy) this.copies.delete(p);
+          });
+          return this.addHandle({ file: copy.file, layer: 0, path: p, upper: copy.stat, copy });
+        }
         const r = await this.resolve(p);
         const top = winner(r)!;
         if (top.layer !== 0) continue; // replaced by a lower object meanwhile (rename): again
@@ -467,7 +504,12 @@ export class Overlay {
 
   async read(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     const h = this.handle(fh, 'read');
-    if (h.origin !== undefined && this.copiedOrigins.has(h.origin)) await this.followCopyUp(h);
+    if (h.origin !== undefined) {
+      // A copy-up of the file being committed: read what it holds once it is.
+      const pending = this.copyUp?.pending(h.path);
+      if (pending !== undefined) await pending;
+      if (this.copiedOrigins.has(h.origin)) await this.followCopyUp(h);
+    }
     let done = 0;
     // Short reads only at end of file: the kernel treats a short read as EOF.
     while (done < length) {
@@ -522,6 +564,7 @@ export class Overlay {
 
   async write(fh: number, buf: Buffer, length: number, position: number): Promise<number> {
     const f = this.upperFile(fh, 'write');
+    this.commitOk(fh, 'write');
     let done = 0;
     try {
       while (done < length) done += await f.write(buf, done, length - done, position + done);
@@ -533,7 +576,33 @@ export class Overlay {
 
   async fsync(fh: number, datasync: boolean): Promise<void> {
     const h = this.handle(fh, 'fsync');
+    // Durable means in place, too: the copy-up's commit first.
+    if (h.copy !== undefined) await h.copy.placed;
+    this.commitOk(fh, 'fsync');
     if (h.layer === 0 && this.upper !== undefined) await (h.file as UpperFile).fsync(datasync);
+  }
+
+  /**
+   * The attributes of the file an open handle was opened on, as shown. A
+   * copy-up made by this open may not be committed yet: its path still
+   * resolves to the lower object, whose attributes the copy has (no data,
+   * with O_TRUNC), so they are given without waiting for the commit.
+   */
+  async openedStat(fh: number): Promise<Stat> {
+    const h = this.handle(fh, 'fstat');
+    if (h.copy === undefined) return this.getattr(h.path);
+    return { ...this.statOf(await this.resolveNow(h.path)), size: h.copy.stat.size };
+  }
+
+  /** The copy of path whose commit is under way, if any. */
+  private committing(p: MergedPath): Adopted | undefined {
+    return this.copies.size === 0 ? undefined : this.copies.get(p);
+  }
+
+  /** EIO once the deferred commit of the copy-up that made this handle failed. */
+  private commitOk(fh: number, op: string): void {
+    const c = this.files.get(fh)?.copy;
+    if (c?.failed !== undefined) throw fsError('EIO', op, this.files.get(fh)!.path, 'its copy-up could not be committed');
   }
 
   async fallocate(fh: number, mode: number, offset: number, length: number): Promise<void> {
@@ -544,6 +613,8 @@ export class Overlay {
   async release(fh: number): Promise<void> {
     const h = this.handle(fh, 'release');
     this.files.delete(fh);
+    // The commit of its copy-up syncs the file: it stays open until then.
+    if (h.copy !== undefined) await h.copy.placed;
     await h.file.close();
   }
 
@@ -561,6 +632,17 @@ export class Overlay {
 
   async getxattr(path: string, name: string): Promise<Buffer> {
     if (isPrivateXattr(name)) throw fsError('ENODATA', 'getxattr', path);
+    // The kernel asks for security.capability right after an open that
+    // copied a file up, before its first write: answered from the copy,
+    // without waiting for its commit.
+    const copy = this.committing(mergedPath(path));
+    if (copy !== undefined) {
+      try {
+        return await this.upper!.getxattrAt(copy.loc, name);
+      } catch (err) {
+        if (!hasCode(err, 'ENOENT')) throw err; // committed meanwhile: look it up
+      }
+    }
     const r = await this.resolve(path);
     const top = winner(r)!;
     return this.layers[top.layer].getxattr(layerPath(r.path), name, top.stat);
@@ -626,7 +708,7 @@ export class Overlay {
     for (;;) {
       await this.copyUp!.ensure(p);
       const done = await this.mutate(async () => {
-        const top = winner(await this.resolve(p))!;
+        const top = winner(await this.resolveNow(p))!;
         if (top.layer !== 0) return false;
         try {
           await fn(upper, layerPath(p), top.stat);
@@ -797,7 +879,7 @@ export class Overlay {
       if ((await this.resolveMaybe(dst)).entries.length > 0) throw fsError('EEXIST', 'link', dst);
       await this.copyUp!.ensure(src);
       const done = await this.mutate(async () => {
-        const top = winner(await this.resolve(src))!;
+        const top = winner(await this.resolveNow(src))!;
         if (top.layer !== 0) return false;
         const parent = await this.parentDirLocked('link', dst);
         const existing = await resolveChild(this.layers, parent, name);
@@ -937,7 +1019,7 @@ export class Overlay {
     for (;;) {
       // Every check that can fail comes before any copy-up (a failed rename
       // changes nothing, as in the kernel); the locked part checks again.
-      const c = await this.renameChecks(src, dst, flags);
+      const c = await this.renameChecks(src, dst, flags, false);
       if (c === 'same') return;
       if (!c.sDir) await this.copyUp!.ensure(src);
       if (exchange && !c.dDir) await this.copyUp!.ensure(dst);
@@ -954,10 +1036,13 @@ export class Overlay {
    * content, ENOTEMPTY for a target directory that is not pure upper).
    * 'same' when both names are one object: rename(2) then does nothing.
    */
-  private async renameChecks(src: MergedPath, dst: MergedPath, flags: number): Promise<'same' | { sDir: boolean; dDir: boolean }> {
+  private async renameChecks(src: MergedPath, dst: MergedPath, flags: number, locked: boolean): Promise<'same' | { sDir: boolean; dDir: boolean }> {
     const exchange = (flags & RENAME_EXCHANGE) !== 0;
-    const rs = await this.resolve(src);
-    const rd = await this.resolveMaybe(dst);
+    // Under the lock a copy-up commit cannot be waited for (it needs the
+    // lock): the target of a pending one is seen as its lower file, and if
+    // the rename replaces it, the commit drops its copy.
+    const rs = locked ? await this.resolveNow(src) : await this.resolve(src);
+    const rd = locked ? await this.resolveNow(dst, true) : await this.resolveMaybe(dst);
     const s = winner(rs)!;
     const d = winner(rd);
     if (exchange && d === undefined) throw fsError('ENOENT', 'rename', dst);
@@ -991,7 +1076,7 @@ export class Overlay {
 
   private async renameLocked(upper: UpperLayer, src: MergedPath, dst: MergedPath, flags: number): Promise<boolean> {
     const exchange = (flags & RENAME_EXCHANGE) !== 0;
-    const c = await this.renameChecks(src, dst, flags);
+    const c = await this.renameChecks(src, dst, flags, true);
     if (c === 'same') return true;
     const { sDir, dDir } = c;
     const sParent = await this.parentDirLocked('rename', src);
@@ -1101,7 +1186,7 @@ export class Overlay {
    */
   private async parentDirLocked(op: string, p: MergedPath): Promise<Resolution> {
     const parent = parentOf(p);
-    await this.resolve(parent); // ENOENT / ENOTDIR for the path itself
+    await this.resolveNow(parent); // ENOENT / ENOTDIR for the path itself
     const r = await this.copyUp!.dirsLocked(parent);
     const top = winner(r);
     if (top === undefined) throw fsError('ENOENT', op, p);
@@ -1115,8 +1200,9 @@ export class Overlay {
     return this.upper;
   }
 
-  /** Closes every open file (at unmount). */
+  /** Closes every open file (at unmount), once every copy-up under way is in place. */
   async close(): Promise<void> {
+    await this.copyUp?.settle();
     const files = [...this.files.values()];
     this.files.clear();
     await Promise.allSettled(files.map((f) => f.file.close()));

@@ -416,8 +416,8 @@ export class FuseSession {
    * while its mtime and size are what they were at its last open (a write
    * through another name of a hard link changes them).
    */
-  private async keepCache(nodeid: number, p: MergedPath): Promise<boolean> {
-    return this.nodes.stamp(nodeid, await this.ov.getattr(p));
+  private async keepCache(nodeid: number, fh: number): Promise<boolean> {
+    return this.nodes.stamp(nodeid, await this.ov.openedStat(fh));
   }
 
   /**
@@ -560,7 +560,7 @@ export class FuseSession {
         const flags = a.readUInt32LE(0);
         const fh = await ov.open(p, flags);
         if (a.readUInt32LE(4) & P.FUSE_OPEN_KILL_SUIDGID && flags & fsc.O_TRUNC) await this.killSuidgid(req);
-        return P.openOut(fh, this.opts.kernelCache && (await this.keepCache(req.nodeid, p)) ? P.FOPEN_KEEP_CACHE : 0);
+        return P.openOut(fh, this.opts.kernelCache && (await this.keepCache(req.nodeid, fh)) ? P.FOPEN_KEEP_CACHE : 0);
       }
       case P.Op.CREATE: {
         const flags = a.readUInt32LE(0);

@@ -237,6 +237,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
     privileged: chownAnyone || upper?.override !== undefined,
     cache: c.enabled ? { maxEntries: c.maxEntries, maxBytes: c.maxBytes } : false,
   });
+  ov.onProblem = (what, err) => log.error(`${what}: ${err instanceof Error ? err.message : String(err)}`);
   for (const ig of o.ignored) log.info(`option '${ig}' accepted; it has no effect on a layerfs mount`);
   names.forEach((n, i) => log.info(`${n}: ${layers[i].root}`));
   if (upper !== undefined) log.info(`work directory: ${upper.workRoot}`);

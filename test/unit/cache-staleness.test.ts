@@ -60,7 +60,9 @@ describe('metadata cache: never stale after a mutation', () => {
       fs.mkdirSync(path.join(base, 'upper'));
       fs.mkdirSync(path.join(base, 'work/work'), { recursive: true });
       const upper = new HostUpperLayer(path.join(base, 'upper'), path.join(base, 'work/work'));
-      const ov = await Overlay.open({ layers: [upper, ...lowers.map((l) => new HostLayer(l))], layerNames: ['upper', 'lower1', 'lower2'], upper, volatile: true });
+      // Odd seeds volatile (copy-ups committed at once), even ones not (a
+      // copy-up by open(2) is committed after the open returns, copyup.ts).
+      const ov = await Overlay.open({ layers: [upper, ...lowers.map((l) => new HostLayer(l))], layerNames: ['upper', 'lower1', 'lower2'], upper, volatile: seed % 2 === 1 });
       // The oracle: a new overlay over the same directories, read-only, with no history.
       const fresh = async () =>
         Overlay.open({
