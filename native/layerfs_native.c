@@ -11,6 +11,8 @@
 //   umount2(path, flags)
 //   mount(source, target, fstype, flags, data)  mount(2), for the FUSE connection
 //   utimensat(path, aSec, aNsec, mSec, mNsec, flags)  nanosecond times, UTIME_NOW/OMIT
+//   lstatInto(path, nums, bigs) -> 0 or -errno  lstat(2) into typed arrays, absence
+//                                              as an errno: no Stats object, no exception
 //   lseek(fd, offset, whence) -> offset        SEEK_DATA / SEEK_HOLE (sparse copy-up)
 //   fallocate(fd, mode, offset, length)
 //   pollReadable(fd, callback) -> handle      libuv readiness callback on a raw fd
@@ -271,6 +273,51 @@ static napi_value js_utimensat(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// Gets the data of a typed array argument of the given type and at least n elements.
+static void *typed_arg(napi_env env, napi_value v, napi_typedarray_type want, size_t n) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, &length, &data, NULL, NULL) != napi_ok) return NULL;
+  return type == want && length >= n ? data : NULL;
+}
+
+// lstat(2) of path into nums (Float64Array: mode, nlink, uid, gid, rdev, size,
+// blocks, blksize) and bigs (BigInt64Array: dev, ino, atime, mtime, ctime,
+// times in nanoseconds). Returns 0, or -errno: every lookup of a name the
+// upper layer lacks is an ENOENT, and Node's lstatSync either throws for it
+// or, with throwIfNoEntry, still builds a BigIntStats of eighteen bigints
+// for every hit; this is what the overlay's lookups call.
+static napi_value js_lstat_into(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  STR_ARG(path, 0, PATH_BUF);
+  double *nums = typed_arg(env, argv[1], napi_float64_array, 8);
+  int64_t *bigs = typed_arg(env, argv[2], napi_bigint64_array, 5);
+  if (nums == NULL || bigs == NULL) return throw_type(env, "arguments 1 and 2 must be a Float64Array(8) and a BigInt64Array(5)");
+  struct stat st;
+  int r = 0;
+  if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    r = -errno;
+  } else {
+    nums[0] = st.st_mode;
+    nums[1] = st.st_nlink;
+    nums[2] = st.st_uid;
+    nums[3] = st.st_gid;
+    nums[4] = st.st_rdev;
+    nums[5] = st.st_size;
+    nums[6] = st.st_blocks;
+    nums[7] = st.st_blksize;
+    bigs[0] = (int64_t)st.st_dev;
+    bigs[1] = (int64_t)st.st_ino;
+    bigs[2] = (int64_t)st.st_atim.tv_sec * 1000000000 + st.st_atim.tv_nsec;
+    bigs[3] = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    bigs[4] = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+  }
+  napi_value v;
+  napi_create_int32(env, r, &v);
+  return v;
+}
+
 static napi_value js_lseek(napi_env env, napi_callback_info info) {
   ARGS(3);
   INT_ARG(fd, 0);
@@ -481,6 +528,7 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "umount2", js_umount2);
   export_fn(env, exports, "mount", js_mount);
   export_fn(env, exports, "utimensat", js_utimensat);
+  export_fn(env, exports, "lstatInto", js_lstat_into);
   export_fn(env, exports, "lseek", js_lseek);
   export_fn(env, exports, "fallocate", js_fallocate);
   export_fn(env, exports, "pollReadable", js_poll_readable);

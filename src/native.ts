@@ -18,6 +18,11 @@ export interface NativeAddon {
   mount(source: string, target: string, fstype: string, flags: number, data: string): void;
   /** Seconds and nanoseconds apart; nsec may be UTIME_NOW or UTIME_OMIT. */
   utimensat(path: string, aSec: number, aNsec: number, mSec: number, mNsec: number, flags: number): void;
+  /**
+   * lstat(2) into nums (mode, nlink, uid, gid, rdev, size, blocks, blksize)
+   * and bigs (dev, ino, atime, mtime, ctime; times in ns): 0, or -errno.
+   */
+  lstatInto(path: string, nums: Float64Array, bigs: BigInt64Array): number;
   lseek(fd: number, offset: number, whence: number): number;
   fallocate(fd: number, mode: number, offset: number, length: number): void;
   /**

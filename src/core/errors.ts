@@ -40,6 +40,13 @@ export function fsError(code: ErrnoCode, syscall: string, path?: string, detail?
   return new FsError(code, syscall, path, detail);
 }
 
+const codeByErrno = new Map(Object.entries(errnoByCode).map(([code, n]) => [n, code]));
+
+/** The FsError for a positive errno a system call returned (EIO if unknown). */
+export function errnoError(errno: number, syscall: string, path?: string): FsError {
+  return new FsError(codeByErrno.get(errno) ?? 'EIO', syscall, path);
+}
+
 interface NodeLikeError {
   code?: unknown;
   errno?: unknown;

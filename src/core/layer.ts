@@ -22,6 +22,12 @@ export interface Layer {
   /** Where the layer lives, for messages ("/var/lib/lower1"). */
   readonly root: string;
   lstat(p: LayerPath): Promise<Stat>;
+  /**
+   * As lstat, but absence (ENOENT, or ENOTDIR: a non-directory on the way)
+   * is undefined rather than an error: most lookups of a name in a layer
+   * find nothing there, and a thrown error costs more than the call.
+   */
+  lstatMaybe(p: LayerPath): Promise<Stat | undefined>;
   /** Entries of a directory, without "." and "..". */
   readdir(p: LayerPath): Promise<DirEntry[]>;
   readlink(p: LayerPath): Promise<string>;
@@ -32,6 +38,8 @@ export interface Layer {
    * does, so a cached lookup's xattrs cost no index query).
    */
   getxattr(p: LayerPath, name: string, known?: Stat): Promise<Buffer>;
+  /** As getxattr, but an xattr that is not set is undefined rather than ENODATA. */
+  getxattrMaybe(p: LayerPath, name: string, known?: Stat): Promise<Buffer | undefined>;
   listxattr(p: LayerPath, known?: Stat): Promise<string[]>;
   open(p: LayerPath, flags: number): Promise<LayerFile>;
   statfs(p: LayerPath): Promise<StatFs>;
@@ -97,6 +105,8 @@ export interface UpperLayer extends Layer {
   setxattr(loc: Loc, name: string, value: Buffer, flags: number): Promise<void>;
   removexattr(loc: Loc, name: string): Promise<void>;
   getxattrAt(loc: Loc, name: string): Promise<Buffer>;
+  /** As getxattrAt, undefined when not set. */
+  getxattrAtMaybe(loc: Loc, name: string): Promise<Buffer | undefined>;
   chmod(loc: Loc, mode: number): Promise<void>;
   chown(loc: Loc, uid: number, gid: number): Promise<void>;
   utimens(loc: Loc, atime: TimeSpec, mtime: TimeSpec): Promise<void>;

@@ -8,7 +8,7 @@
 //     opaque, or a layer below has a whiteout or a non-directory of that name.
 // The result records which layers make up the object and what stopped the walk,
 // which is exactly what tracing and `explain` need.
-import { fsError, hasCode } from './errors';
+import { fsError } from './errors';
 import type { Layer } from './layer';
 import { childPath, components, layerChild, layerPath, type LayerPath, type MergedPath, ROOT } from './paths';
 import { isDir, type Stat } from './stat';
@@ -67,15 +67,6 @@ export function withUpperCopy(r: Resolution, upper: Stat): Resolution {
   return { path: r.path, entries: [{ layer: 0, stat: upper }], stop: { kind: 'non-directory', layer: 0 } };
 }
 
-async function lstatOrNull(layer: Layer, p: LayerPath): Promise<Stat | null> {
-  try {
-    return await layer.lstat(p);
-  } catch (err) {
-    if (hasCode(err, 'ENOENT')) return null;
-    throw err;
-  }
-}
-
 /**
  * The root: every layer's root directory, merged. Like the kernel, opaque
  * markers on a layer's root are not consulted: the root always merges all layers.
@@ -101,8 +92,8 @@ export async function resolveChild(layers: readonly Layer[], parent: Resolution,
   for (let i = 0; i <= last; i++) {
     const pe = parent.entries[i];
     const layer = layers[pe.layer];
-    const stat = await lstatOrNull(layer, lp);
-    if (stat === null) {
+    const stat = await layer.lstatMaybe(lp);
+    if (stat === undefined) {
       // Only consulted when the name itself is absent: a real entry in the same
       // layer wins over its own ".wh." marker. In the lowest directory of the
       // merge it would hide nothing: not looked for (a negative lookup in a

@@ -392,6 +392,16 @@ export class Overlay {
     return this.statOf(await this.resolve(path));
   }
 
+  /**
+   * What a lookup of path finds: its attributes, or undefined when the name
+   * is absent (the parent must exist: ENOENT/ENOTDIR otherwise). Absence is
+   * most negative lookups' answer, given without an exception.
+   */
+  async lookup(path: string): Promise<Stat | undefined> {
+    const r = await this.resolveMaybe(path);
+    return r.entries.length === 0 ? undefined : this.statOf(r);
+  }
+
   /** Resolves a directory: ENOENT if absent, ENOTDIR if not a directory. */
   async opendir(path: string): Promise<Resolution> {
     const r = await this.resolve(path);
@@ -631,21 +641,32 @@ export class Overlay {
   // ---- xattrs ----------------------------------------------------------------
 
   async getxattr(path: string, name: string): Promise<Buffer> {
-    if (isPrivateXattr(name)) throw fsError('ENODATA', 'getxattr', path);
+    const v = await this.getxattrMaybe(path, name);
+    if (v === undefined) throw fsError('ENODATA', 'getxattr', path);
+    return v;
+  }
+
+  /**
+   * As getxattr, but an xattr that is not set is undefined: the common
+   * answer (security.capability before a first write, security.selinux for
+   * ls -l), given without an exception.
+   */
+  async getxattrMaybe(path: string, name: string): Promise<Buffer | undefined> {
+    if (isPrivateXattr(name)) return undefined;
     // The kernel asks for security.capability right after an open that
     // copied a file up, before its first write: answered from the copy,
     // without waiting for its commit.
     const copy = this.committing(mergedPath(path));
     if (copy !== undefined) {
       try {
-        return await this.upper!.getxattrAt(copy.loc, name);
+        return await this.upper!.getxattrAtMaybe(copy.loc, name);
       } catch (err) {
         if (!hasCode(err, 'ENOENT')) throw err; // committed meanwhile: look it up
       }
     }
     const r = await this.resolve(path);
     const top = winner(r)!;
-    return this.layers[top.layer].getxattr(layerPath(r.path), name, top.stat);
+    return this.layers[top.layer].getxattrMaybe(layerPath(r.path), name, top.stat);
   }
 
   async listxattr(path: string): Promise<string[]> {

@@ -73,13 +73,7 @@ async function xattrValue(layer: Layer, p: LayerPath, name: string): Promise<Buf
 }
 
 async function exists(layer: Layer, p: LayerPath): Promise<boolean> {
-  try {
-    await layer.lstat(p);
-    return true;
-  } catch (err) {
-    if (hasCode(err, 'ENOENT', 'ENOTDIR')) return false;
-    throw err;
-  }
+  return (await layer.lstatMaybe(p)) !== undefined;
 }
 
 /** Reads the opaque markers of a directory in one layer. */

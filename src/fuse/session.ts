@@ -66,6 +66,17 @@ class NegativeEntry {
   constructor(readonly reply: Buffer) {}
 }
 
+/**
+ * An error answer given without throwing (ENOENT of a lookup, ENODATA of a
+ * getxattr): the usual answers of their requests, where an exception through
+ * the handler's awaits cost more than the request's own work.
+ */
+class ErrnoReply {
+  constructor(readonly errno: number) {}
+}
+const ENODATA_REPLY = new ErrnoReply(constants.errno.ENODATA);
+const ENOENT_REPLY = new ErrnoReply(constants.errno.ENOENT);
+
 /** Names answered "absent" with a positive negative timeout, so a full invalidation can reach them. */
 const MAX_NEGATIVES = 65536;
 
@@ -75,6 +86,8 @@ export class FuseSession {
   /** Without opendir (kernel cache on), a listing pass is kept per node instead of per handle. */
   private readonly passes = new Map<number, DirHandle>();
   private readonly negatives = new Set<string>();
+  /** The one negative-entry reply (it never changes). */
+  private negativeEntry: NegativeEntry | undefined;
   private nextDir = 1;
   private closed = false;
   private poll: PollHandle | undefined;
@@ -305,7 +318,7 @@ export class FuseSession {
       return 0;
     }
     if (opcode === P.Op.INTERRUPT) return 0; // every request is short or unstoppable
-    let payload: Buffer | Buffer[] | NegativeEntry | undefined;
+    let payload: Buffer | Buffer[] | NegativeEntry | ErrnoReply | undefined;
     try {
       payload = await this.handle(req);
     } catch (err) {
@@ -314,6 +327,11 @@ export class FuseSession {
       this.send(req.unique, errno);
       this.countError(op, -errno);
       return -errno;
+    }
+    if (payload instanceof ErrnoReply) {
+      this.send(req.unique, -payload.errno);
+      this.countError(op, payload.errno);
+      return payload.errno;
     }
     if (payload instanceof NegativeEntry) {
       // A success on the wire, ENOENT for the caller: counted and traced as such.
@@ -442,7 +460,7 @@ export class FuseSession {
     return { uid: this.ids.diskUid(req.uid), gid: this.ids.diskGid(req.gid), pid: req.pid };
   }
 
-  private async handle(req: P.Request): Promise<Buffer | Buffer[] | NegativeEntry | undefined> {
+  private async handle(req: P.Request): Promise<Buffer | Buffer[] | NegativeEntry | ErrnoReply | undefined> {
     const { ov } = this;
     const a = req.arg;
     switch (req.opcode) {
@@ -454,16 +472,12 @@ export class FuseSession {
         const name = P.cstrings(a, 1)[0];
         const p = this.child(req.nodeid, name);
         const version = ov.cache.version;
-        try {
-          return this.entry(req.nodeid, name, await ov.getattr(p), version);
-        } catch (err) {
-          if (hasCode(err, 'ENOENT') && this.opts.negativeTimeout > 0) {
-            if (this.negatives.size >= MAX_NEGATIVES) this.negatives.delete(this.negatives.values().next().value!);
-            this.negatives.add(`${req.nodeid}/${name}`);
-            return new NegativeEntry(P.negativeEntryOut(this.opts.negativeTimeout));
-          }
-          throw err;
-        }
+        const st = await ov.lookup(p);
+        if (st !== undefined) return this.entry(req.nodeid, name, st, version);
+        if (this.opts.negativeTimeout <= 0) return ENOENT_REPLY;
+        if (this.negatives.size >= MAX_NEGATIVES) this.negatives.delete(this.negatives.values().next().value!);
+        this.negatives.add(`${req.nodeid}/${name}`);
+        return (this.negativeEntry ??= new NegativeEntry(P.negativeEntryOut(this.opts.negativeTimeout)));
       }
       case P.Op.GETATTR: {
         const flags = a.readUInt32LE(0);
@@ -616,8 +630,8 @@ export class FuseSession {
       }
       case P.Op.GETXATTR: {
         const size = a.readUInt32LE(0);
-        const value = await ov.getxattr(this.path(req.nodeid), P.cstrings(a, 1, 8)[0]);
-        return sized(value, size);
+        const value = await ov.getxattrMaybe(this.path(req.nodeid), P.cstrings(a, 1, 8)[0]);
+        return value === undefined ? ENODATA_REPLY : sized(value, size);
       }
       case P.Op.LISTXATTR: {
         const size = a.readUInt32LE(0);

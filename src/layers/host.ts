@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import { promises as fsp, type BigIntStats, type Dirent } from 'fs';
 import { constants as fsc } from 'fs';
 import { constants as osc } from 'os';
-import { asFsError, fsError, hasCode } from '../core/errors';
+import { asFsError, errnoError, fsError, hasCode } from '../core/errors';
 import type { DirEntry, Layer, LayerFile, Loc, SeekableFile, TimeSpec, UpperFile, UpperLayer } from '../core/layer';
 import type { LayerPath } from '../core/paths';
 import { devMajor, devMinor, S_IFMT, S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK, type Stat, type StatFs } from '../core/stat';
@@ -48,11 +48,46 @@ function direntType(d: Dirent): number {
   return 0;
 }
 
-/** lstat(2) of a host path; absence costs no thrown Node error (throwIfNoEntry). */
+const STAT_NUMS = new Float64Array(8);
+const STAT_BIGS = new BigInt64Array(5);
+const { ENOENT, ENOTDIR } = osc.errno;
+
+/**
+ * lstat(2) of a host path, undefined when absent (ENOENT, ENOTDIR). Through
+ * the addon's lstatInto: no exception for absence (most lookups in a layer
+ * find nothing) and no Stats object of eighteen bigints for a hit.
+ */
+function lstatHostMaybe(path: string): Stat | undefined {
+  const r = native().lstatInto(path, STAT_NUMS, STAT_BIGS);
+  if (r < 0) {
+    if (r === -ENOENT || r === -ENOTDIR) return undefined;
+    throw errnoError(-r, 'lstat', path);
+  }
+  const n = STAT_NUMS;
+  const b = STAT_BIGS;
+  const ino = b[1];
+  return {
+    dev: b[0],
+    ino: ino < 0n ? BigInt.asUintN(64, ino) : ino,
+    mode: n[0],
+    nlink: n[1],
+    uid: n[2],
+    gid: n[3],
+    rdev: n[4],
+    size: n[5],
+    blocks: n[6],
+    blksize: n[7],
+    atimeNs: b[2],
+    mtimeNs: b[3],
+    ctimeNs: b[4],
+  };
+}
+
+/** lstat(2) of a host path; absent: ENOENT. */
 function lstatHost(path: string): Stat {
-  const st = sys('lstat', path, () => fs.lstatSync(path, { bigint: true, throwIfNoEntry: false }));
+  const st = lstatHostMaybe(path);
   if (st === undefined) throw fsError('ENOENT', 'lstat', path);
-  return statFromNode(st);
+  return st;
 }
 
 // The process umask, read once: nothing in layerfs changes it. Creating calls
@@ -185,9 +220,17 @@ const ENODATA = osc.errno.ENODATA;
  * 25-30 us through Overlay.getxattr, now 9-12 us (DESIGN, "Caching").
  */
 function xattrOrThrow(path: string, name: string): Buffer {
-  const v = sys('lgetxattr', path, () => native().lgetxattrOrErrno(path, name));
-  if (typeof v === 'number') throw fsError(v === ENODATA ? 'ENODATA' : 'EOPNOTSUPP', 'lgetxattr', path);
+  const v = xattrMaybe(path, name);
+  if (v === undefined) throw fsError('ENODATA', 'lgetxattr', path);
   return v;
+}
+
+/** lgetxattr(2): undefined when not set; EOPNOTSUPP where the filesystem has no xattrs. */
+function xattrMaybe(path: string, name: string): Buffer | undefined {
+  const v = sys('lgetxattr', path, () => native().lgetxattrOrErrno(path, name));
+  if (typeof v !== 'number') return v;
+  if (v === ENODATA) return undefined;
+  throw fsError('EOPNOTSUPP', 'lgetxattr', path);
 }
 
 /** Writes up to this size are made synchronously on synchronous layers (see HostFile). */
@@ -290,10 +333,24 @@ export class HostLayer implements Layer {
   }
 
   async lstat(p: LayerPath): Promise<Stat> {
+    const st = await this.lstatMaybe(p);
+    if (st === undefined) throw fsError('ENOENT', 'lstat', this.hostPath(p));
+    return st;
+  }
+
+  async lstatMaybe(p: LayerPath): Promise<Stat | undefined> {
     this.calls.add('lstat');
     const path = this.hostPath(p);
-    const st = this.syncAt(p) ? lstatHost(path) : statFromNode(await fsp.lstat(path, { bigint: true }));
-    return this.shown(path, st);
+    let st: Stat | undefined;
+    if (this.syncAt(p)) st = lstatHostMaybe(path);
+    else {
+      try {
+        st = statFromNode(await fsp.lstat(path, { bigint: true }));
+      } catch (err) {
+        if (!hasCode(err, 'ENOENT', 'ENOTDIR')) throw asFsError(err, 'lstat', path);
+      }
+    }
+    return st === undefined ? undefined : this.shown(path, st);
   }
 
   async readdir(p: LayerPath): Promise<DirEntry[]> {
@@ -312,6 +369,11 @@ export class HostLayer implements Layer {
   async getxattr(p: LayerPath, name: string): Promise<Buffer> {
     this.calls.add('lgetxattr');
     return xattrOrThrow(this.hostPath(p), name);
+  }
+
+  async getxattrMaybe(p: LayerPath, name: string): Promise<Buffer | undefined> {
+    this.calls.add('lgetxattr');
+    return xattrMaybe(this.hostPath(p), name);
   }
 
   async listxattr(p: LayerPath): Promise<string[]> {
@@ -447,6 +509,9 @@ export class HostUpperLayer extends HostLayer implements UpperLayer {
   }
   async getxattrAt(loc: Loc, name: string): Promise<Buffer> {
     return xattrOrThrow(this.at(loc), name);
+  }
+  async getxattrAtMaybe(loc: Loc, name: string): Promise<Buffer | undefined> {
+    return xattrMaybe(this.at(loc), name);
   }
   async chmod(loc: Loc, mode: number): Promise<void> {
     // chmod(2) follows symlinks; the overlay never chmods a symlink (the VFS

@@ -51,9 +51,15 @@ export class IndexedLayer implements Layer {
   }
 
   async lstat(p: LayerPath): Promise<Stat> {
-    if (this.useHost(p)) return this.host.lstat(p);
+    const st = await this.lstatMaybe(p);
+    if (st === undefined) throw fsError('ENOENT', 'lstat', p);
+    return st;
+  }
+
+  async lstatMaybe(p: LayerPath): Promise<Stat | undefined> {
+    if (this.useHost(p)) return this.host.lstatMaybe(p);
     const e = this.index.lookup(p);
-    if (e === undefined) throw fsError('ENOENT', 'lstat', p);
+    if (e === undefined) return undefined;
     this.xattrsOf.set(e.stat, e.xattrs);
     return e.stat;
   }
@@ -88,11 +94,14 @@ export class IndexedLayer implements Layer {
   }
 
   async getxattr(p: LayerPath, name: string, known?: Stat): Promise<Buffer> {
-    if (this.useHost(p)) return this.host.getxattr(p, name);
-    const packed = this.packedXattrs(p, known, 'getxattr');
-    const v = unpackXattrs(packed).get(name);
+    const v = await this.getxattrMaybe(p, name, known);
     if (v === undefined) throw fsError('ENODATA', 'getxattr', p);
     return v;
+  }
+
+  async getxattrMaybe(p: LayerPath, name: string, known?: Stat): Promise<Buffer | undefined> {
+    if (this.useHost(p)) return this.host.getxattrMaybe(p, name);
+    return unpackXattrs(this.packedXattrs(p, known, 'getxattr')).get(name);
   }
 
   async listxattr(p: LayerPath, known?: Stat): Promise<string[]> {

@@ -1,7 +1,7 @@
 // MemoryLayer: a Layer held in memory, for unit tests of the core. It can hold
 // what an unprivileged test cannot create on disk (char 0/0 whiteouts,
 // trusted.* xattrs) and reports the same errors a host directory would.
-import { fsError } from '../core/errors';
+import { fsError, hasCode } from '../core/errors';
 import type { DirEntry, Layer, LayerFile } from '../core/layer';
 import type { LayerPath } from '../core/paths';
 import { S_IFCHR, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Stat, type StatFs } from '../core/stat';
@@ -97,6 +97,14 @@ export class MemoryLayer implements Layer {
       size, blocks: Math.ceil(size / 512), blksize: 4096, atimeNs: 0n, mtimeNs: 0n, ctimeNs: 0n,
     };
   }
+  async lstatMaybe(p: LayerPath): Promise<Stat | undefined> {
+    try {
+      return await this.lstat(p);
+    } catch (err) {
+      if (hasCode(err, 'ENOENT', 'ENOTDIR')) return undefined;
+      throw err;
+    }
+  }
   async readdir(p: LayerPath): Promise<DirEntry[]> {
     const n = this.walk(p, 'readdir');
     if (!n.children) throw fsError('ENOTDIR', 'readdir', p);
@@ -108,9 +116,12 @@ export class MemoryLayer implements Layer {
     return n.target;
   }
   async getxattr(p: LayerPath, name: string): Promise<Buffer> {
-    const v = this.walk(p, 'getxattr').xattrs.get(name);
+    const v = await this.getxattrMaybe(p, name);
     if (v === undefined) throw fsError('ENODATA', 'getxattr', p);
     return v;
+  }
+  async getxattrMaybe(p: LayerPath, name: string): Promise<Buffer | undefined> {
+    return this.walk(p, 'getxattr').xattrs.get(name);
   }
   async listxattr(p: LayerPath): Promise<string[]> {
     return [...this.walk(p, 'listxattr').xattrs.keys()];
