@@ -19,7 +19,7 @@
 // `volatile`), and waiting for that disk flush is most of a small file's
 // copy-up; so for such an open the commit is deferred: the opener gets the
 // work file as soon as it is built, and the fsync and the rename follow in
-// the background (`placed`). Until then the path still resolves to the lower
+// the background (`placed`), in groups (group-commit.ts). Until then the path still resolves to the lower
 // object; whoever needs its upper state (another open for write, stat,
 // rename...) waits for `placed` through ensure() or Overlay's resolve. A
 // crash before the commit leaves the lower file in view, and the writes made
@@ -29,6 +29,7 @@
 // that has no name any more, as with any file unlinked while open.
 import { constants as fsc } from 'fs';
 import { hasCode } from './errors';
+import { GroupCommit } from './group-commit';
 import type { Layer, LayerFile, Loc, SeekableFile, UpperFile, UpperLayer } from './layer';
 import { winner, type LayerEntry, type Resolution } from './lookup';
 import { components, layerPath, mergedPath, parentOf, type LayerPath, type MergedPath } from './paths';
@@ -106,14 +107,25 @@ export class CopyUp {
 
   constructor(private readonly host: CopyUpHost) {}
 
-  /** The copy-up of path under way (a deferred commit included), if any. */
+  /** Deferred commits, synced in groups (group-commit.ts). */
+  private readonly group = new GroupCommit();
+
+  /**
+   * The copy-up of path under way (a deferred commit included), if any. A
+   * caller that waits for it gets its commit flushed now.
+   */
   pending(path: MergedPath): Promise<void> | undefined {
-    return this.inflight.size === 0 ? undefined : this.inflight.get(path);
+    const p = this.inflight.size === 0 ? undefined : this.inflight.get(path);
+    if (p !== undefined) this.group.urge();
+    return p;
   }
 
   /** Every copy-up under way (at unmount, before closing files). */
   async settle(): Promise<void> {
-    while (this.inflight.size > 0) await Promise.allSettled([...this.inflight.values()]);
+    while (this.inflight.size > 0) {
+      this.group.urge();
+      await Promise.allSettled([...this.inflight.values()]);
+    }
   }
 
   /**
@@ -126,7 +138,7 @@ export class CopyUp {
    */
   async ensure(path: MergedPath, adopt?: AdoptRequest): Promise<Adopted | undefined> {
     for (;;) {
-      const pending = this.inflight.get(path);
+      const pending = this.pending(path);
       if (pending !== undefined) {
         await pending;
         continue;
@@ -245,17 +257,16 @@ export class CopyUp {
     }
     host.copied(r.path, top, Number(process.hrtime.bigint() - t0));
     const adopted: Adopted = { file: built, stat, loc: tmp, placed: Promise.resolve() };
-    adopted.placed = (async () => {
-      try {
-        await built.fsync(false);
-        await commit();
-      } catch (err) {
-        adopted.failed = err;
-        host.commitFailed(r.path, err);
-      } finally {
-        await discard();
-      }
-    })();
+    adopted.placed = this.group
+      .add({
+        sync: () => built.fsync(false),
+        commit,
+        failed: (err) => {
+          adopted.failed = err;
+          host.commitFailed(r.path, err);
+        },
+      })
+      .then(discard);
     return adopted;
   }
 
