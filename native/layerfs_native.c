@@ -14,6 +14,10 @@
 //   lstatInto(path, nums, bigs) -> 0 or -errno  lstat(2) into typed arrays, absence
 //                                              as an errno: no Stats object, no exception
 //   lseek(fd, offset, whence) -> offset        SEEK_DATA / SEEK_HOLE (sparse copy-up)
+//   fuseBackingOpen(devfd, fd) -> id or -errno  FUSE_DEV_IOC_BACKING_OPEN: fd becomes a
+//                                              backing file the kernel reads and writes
+//                                              directly (FUSE passthrough, Linux 6.9+)
+//   fuseBackingClose(devfd, id) -> 0 or -errno  FUSE_DEV_IOC_BACKING_CLOSE
 //   fallocate(fd, mode, offset, length)
 //   pollReadable(fd, callback) -> handle      libuv readiness callback on a raw fd
 //   pollStop(handle)                           (the FUSE device: read on the main thread,
@@ -33,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -318,6 +323,43 @@ static napi_value js_lstat_into(napi_env env, napi_callback_info info) {
   return v;
 }
 
+// FUSE passthrough (include/uapi/linux/fuse.h, 7.40): Debian 12's headers
+// predate it, so the two ioctls are spelled out.
+struct fuse_backing_map_ {
+  int32_t fd;
+  uint32_t flags;
+  uint64_t padding;
+};
+#define FUSE_DEV_IOC_MAGIC_ 229
+#define FUSE_DEV_IOC_BACKING_OPEN_ _IOW(FUSE_DEV_IOC_MAGIC_, 1, struct fuse_backing_map_)
+#define FUSE_DEV_IOC_BACKING_CLOSE_ _IOW(FUSE_DEV_IOC_MAGIC_, 2, uint32_t)
+
+// Registers fd as a backing file of the FUSE connection on devfd: the id an
+// OPEN reply names with FOPEN_PASSTHROUGH, or -errno (EPERM without
+// CAP_SYS_ADMIN in the initial namespace, ELOOP when fd's filesystem is
+// stacked too deep, ENOTTY on kernels without passthrough).
+static napi_value js_fuse_backing_open(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  INT_ARG(dev, 0);
+  INT_ARG(fd, 1);
+  struct fuse_backing_map_ map = {(int32_t)fd, 0, 0};
+  int id = ioctl((int)dev, FUSE_DEV_IOC_BACKING_OPEN_, &map);
+  napi_value v;
+  napi_create_int32(env, id >= 0 ? id : -errno, &v);
+  return v;
+}
+
+static napi_value js_fuse_backing_close(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  INT_ARG(dev, 0);
+  INT_ARG(id, 1);
+  uint32_t backing = (uint32_t)id;
+  int r = ioctl((int)dev, FUSE_DEV_IOC_BACKING_CLOSE_, &backing);
+  napi_value v;
+  napi_create_int32(env, r == 0 ? 0 : -errno, &v);
+  return v;
+}
+
 static napi_value js_lseek(napi_env env, napi_callback_info info) {
   ARGS(3);
   INT_ARG(fd, 0);
@@ -530,6 +572,8 @@ static napi_value init(napi_env env, napi_value exports) {
   export_fn(env, exports, "utimensat", js_utimensat);
   export_fn(env, exports, "lstatInto", js_lstat_into);
   export_fn(env, exports, "lseek", js_lseek);
+  export_fn(env, exports, "fuseBackingOpen", js_fuse_backing_open);
+  export_fn(env, exports, "fuseBackingClose", js_fuse_backing_close);
   export_fn(env, exports, "fallocate", js_fallocate);
   export_fn(env, exports, "pollReadable", js_poll_readable);
   export_fn(env, exports, "pollStop", js_poll_stop);

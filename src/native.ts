@@ -24,6 +24,10 @@ export interface NativeAddon {
    */
   lstatInto(path: string, nums: Float64Array, bigs: BigInt64Array): number;
   lseek(fd: number, offset: number, whence: number): number;
+  /** FUSE_DEV_IOC_BACKING_OPEN on the FUSE device: a backing id, or -errno. */
+  fuseBackingOpen(devFd: number, fd: number): number;
+  /** FUSE_DEV_IOC_BACKING_CLOSE: 0, or -errno. */
+  fuseBackingClose(devFd: number, id: number): number;
   fallocate(fd: number, mode: number, offset: number, length: number): void;
   /**
    * Calls back on the main thread whenever fd is readable (level-triggered),

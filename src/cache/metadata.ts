@@ -86,6 +86,8 @@ export class MetadataCache {
   private readonly nodes: LRUCache<string, CachedNode> | undefined;
   /** Upper inode -> sequence number of its last change. */
   private readonly inodeSeq: LRUCache<string, number>;
+  /** Upper inodes written behind the overlay's back right now (beginWrites), with counts. */
+  private readonly writers = new Map<string, number>();
   /** The newest change among forgotten inode records: older reads of them are suspect. */
   private forgottenSeq = 0;
   private seq = 0;
@@ -182,7 +184,27 @@ export class MetadataCache {
   /** Whether the stat held for the node's winning layer is current. */
   statFresh(n: CachedNode): boolean {
     const top = n.r.entries[0];
-    return top === undefined || top.layer !== 0 || (n.statSeq >= 0 && this.changedAt(top.stat) <= n.statSeq);
+    if (top === undefined || top.layer !== 0) return true;
+    if (this.writers.size > 0 && this.writers.has(inodeKey(top.stat))) return false;
+    return n.statSeq >= 0 && this.changedAt(top.stat) <= n.statSeq;
+  }
+
+  /**
+   * An upper file is being written where the overlay does not see it (a
+   * handle passed through to the kernel): its stat is never fresh until
+   * endWrites, then changed once more.
+   */
+  beginWrites(st: Stat): void {
+    const k = inodeKey(st);
+    this.writers.set(k, (this.writers.get(k) ?? 0) + 1);
+  }
+
+  endWrites(st: Stat): void {
+    const k = inodeKey(st);
+    const n = (this.writers.get(k) ?? 1) - 1;
+    if (n > 0) this.writers.set(k, n);
+    else this.writers.delete(k);
+    this.changed(st);
   }
 
   /** Whether the node's listing is current (its upper part unchanged since). */

@@ -64,6 +64,8 @@ export async function runStatus(mountpoint: string, asJson: boolean): Promise<vo
   const ratio = c.hitRatio === null ? 'no lookups yet' : `${(c.hitRatio * 100).toFixed(1)}% hits (${c.hits} hits, ${c.misses} misses)`;
   out(`cache: ${c.enabled ? `${ratio}; ${c.entries} entries, ${bytes(c.bytes)}` : 'off (nocache)'}`);
   out(`copy-ups: ${s.copyUps}   kernel nodes: ${s.nodes} (${s.evictions} evicted)   requests: ${s.requests}`);
+  const pt = s.passthrough as { off: string | null; files: number };
+  out(`passthrough: ${pt.off === null ? `on, ${pt.files} file(s) opened with it` : `off (${pt.off})`}`);
   const t = s.trace;
   out(`tracing: ${t.file ? `${green('on')} -> ${t.file} (${t.written} written, ${t.dropped} dropped by the ring)` : 'off'}${t.tails ? `; ${t.tails} live tail(s)` : ''}`);
 }

@@ -66,6 +66,8 @@ export type TimeSpec = bigint | 'now' | 'omit';
 
 /** An open file of the writable layer. */
 export interface UpperFile extends LayerFile {
+  /** Its descriptor, when it is a host file (a transport may hand it to the kernel). */
+  readonly fd?: number;
   write(buf: Buffer, offset: number, length: number, position: number | null): Promise<number>;
   fsync(datasync: boolean): Promise<void>;
   truncate(size: number): Promise<void>;

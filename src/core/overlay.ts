@@ -96,6 +96,10 @@ interface Handle {
   upper?: Stat;
   /** The copy-up this open made, while its commit may be under way (copyup.ts, Adopted). */
   copy?: Adopted;
+  /** Opened for writing. */
+  writable?: boolean;
+  /** Its reads and writes bypass the overlay (a transport passed the file through). */
+  bypassed?: boolean;
 }
 
 function entryKey(e: LayerEntry): string {
@@ -457,7 +461,7 @@ export class Overlay {
           void copy.placed.then(() => {
             if (this.copies.get(p) === copy) this.copies.delete(p);
           });
-          return this.addHandle({ file: copy.file, layer: 0, path: p, upper: copy.stat, copy });
+          return this.addHandle({ file: copy.file, layer: 0, path: p, upper: copy.stat, copy, writable: true });
         }
         const r = await this.resolve(p);
         const top = winner(r)!;
@@ -466,7 +470,7 @@ export class Overlay {
         const file = await upper.openFile(layerPath(p), flags & PASS_FLAGS);
         // O_TRUNC changed the file's size and times.
         if (flags & fsc.O_TRUNC) this.changedObject(top.stat);
-        return this.addHandle({ file, layer: 0, path: p, upper: top.stat });
+        return this.addHandle({ file, layer: 0, path: p, upper: top.stat, writable: true });
       }
     }
     for (let again = this.cache.enabled; ; again = false) {
@@ -490,7 +494,7 @@ export class Overlay {
         }
         throw err;
       }
-      return this.addHandle({ file, layer: top.layer, path: p });
+      return this.addHandle({ file, layer: top.layer, path: p, upper: top.stat });
     }
   }
 
@@ -623,9 +627,36 @@ export class Overlay {
   async release(fh: number): Promise<void> {
     const h = this.handle(fh, 'release');
     this.files.delete(fh);
+    if (h.bypassed && h.writable && h.upper !== undefined) this.cache.endWrites(h.upper);
     // The commit of its copy-up syncs the file: it stays open until then.
     if (h.copy !== undefined) await h.copy.placed;
     await h.file.close();
+  }
+
+  /**
+   * The upper regular file behind handle fh, for a transport that can hand
+   * it to the kernel (FUSE passthrough); undefined for anything else.
+   * eligible: it has no set-id bits (writes that bypass the overlay could
+   * not clear them, see fuse/passthrough.ts).
+   */
+  backingFile(fh: number): { fd: number; key: string; eligible: boolean } | undefined {
+    const h = this.files.get(fh);
+    if (h === undefined || h.layer !== 0 || h.upper === undefined || !isReg(h.upper)) return undefined;
+    const fd = (h.file as Partial<UpperFile>).fd;
+    if (fd === undefined) return undefined;
+    return { fd, key: devIno(h.upper), eligible: (h.upper.mode & (S_ISUID | S_ISGID)) === 0 };
+  }
+
+  /**
+   * The transport passes handle fh's reads and writes to the kernel: writes
+   * bypass the overlay, so its file's cached attributes are re-read on every
+   * use until the handle is released (metadata.ts, beginWrites).
+   */
+  bypassed(fh: number): void {
+    const h = this.files.get(fh);
+    if (h === undefined || h.bypassed) return;
+    h.bypassed = true;
+    if (h.writable && h.upper !== undefined) this.cache.beginWrites(h.upper);
   }
 
   get openFiles(): number {
@@ -771,7 +802,7 @@ export class Overlay {
         file = await upper.openFile(loc, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, m);
       });
       const p = mergedPath(path);
-      const fh = this.addHandle({ file: file!, layer: 0, path: p, upper: winner(await this.resolve(p))!.stat });
+      const fh = this.addHandle({ file: file!, layer: 0, path: p, upper: winner(await this.resolve(p))!.stat, writable: true });
       return { fh, stat };
     } catch (err) {
       await file?.close().catch(() => undefined);

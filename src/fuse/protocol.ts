@@ -1,7 +1,8 @@
 // The FUSE kernel protocol (include/uapi/linux/fuse.h), the parts layerfs
 // speaks: opcodes, flags, and the byte layout of the structures it reads and
 // writes. Little-endian, as on every Linux architecture Node supports.
-// Protocol 7.31 is announced; nothing below depends on a later minor.
+// Protocol 7.31 is announced; passthrough (7.40) is negotiated through
+// FUSE_INIT_EXT flags, which the kernel reads whatever minor is announced.
 
 /**
  * A zero-filled buffer from Node's shared pool. Buffer.alloc gives every
@@ -85,6 +86,10 @@ export const FUSE_MAX_PAGES = 1 << 22;
 export const FUSE_CACHE_SYMLINKS = 1 << 23;
 /** The server clears set-id bits and security.capability on write, truncate and chown. */
 export const FUSE_HANDLE_KILLPRIV_V2 = 1 << 28;
+/** flags2 (the upper 32 bits of the flags) is meaningful in fuse_init_in and fuse_init_out. */
+export const FUSE_INIT_EXT = 1 << 30;
+/** In flags2: FUSE_PASSTHROUGH (1 << 37), open files backed by a file the kernel reads and writes itself. */
+export const FUSE_PASSTHROUGH_FLAGS2 = 1 << (37 - 32);
 
 // With HANDLE_KILLPRIV_V2: the caller lacks CAP_FSETID, clear set-id bits.
 export const FUSE_WRITE_KILL_SUIDGID = 1 << 2; // fuse_write_in.write_flags
@@ -107,6 +112,8 @@ export const FATTR_MTIME_NOW = 1 << 8;
 export const FOPEN_KEEP_CACHE = 1 << 1;
 /** Let the kernel cache this directory's listing (with KEEP_CACHE: across opens). */
 export const FOPEN_CACHE_DIR = 1 << 3;
+/** Reads and writes go to the backing file named by backing_id (passthrough). */
+export const FOPEN_PASSTHROUGH = 1 << 7;
 
 // Notifications: written with unique 0 and the code in the error field.
 export const FUSE_NOTIFY_INVAL_INODE = 2;
@@ -233,10 +240,12 @@ export function attrOut(attrValid: number, a: Attr): Buffer {
   return b;
 }
 
-export function openOut(fh: number, openFlags: number): Buffer {
+/** fuse_open_out; backingId with FOPEN_PASSTHROUGH (0 otherwise). */
+export function openOut(fh: number, openFlags: number, backingId = 0): Buffer {
   const b = zeroed(OPEN_OUT_SIZE);
   b.writeBigUInt64LE(BigInt(fh), 0);
   b.writeUInt32LE(openFlags, 8);
+  b.writeInt32LE(backingId, 12);
   return b;
 }
 

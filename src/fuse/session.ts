@@ -21,6 +21,7 @@ import type { TimeSpec } from '../core/layer';
 import { describe } from './describe';
 import { Latencies } from './latency';
 import { NodeTable } from './nodes';
+import { Passthrough } from './passthrough';
 import type { Recorder, RequestStart } from '../trace/recorder';
 import { errnoName, type TraceRecord } from '../trace/record';
 import * as P from './protocol';
@@ -47,6 +48,10 @@ export interface SessionOptions {
   spinUsec?: number;
   /** Owners as shown to the kernel, and back (uidmapping= & co.); identity when absent. */
   ids?: IdMap;
+  /** Offer FUSE passthrough for upper files (passthrough.ts); off with `nopassthrough`. */
+  passthrough?: boolean;
+  /** Where notes about the session go (passthrough refused, ...). */
+  log?: (msg: string) => void;
   onUnexpected(op: string, path: string, err: unknown): void;
 }
 
@@ -117,6 +122,8 @@ export class FuseSession {
   readonly latencies = new Latencies();
   /** Set while tracing (records and live tails); undefined costs one check per request. */
   tracer: Recorder | undefined;
+  /** How open files are served: through the daemon, or passed through to their upper file. */
+  readonly passthrough: Passthrough;
 
   constructor(
     private readonly fd: number,
@@ -125,6 +132,8 @@ export class FuseSession {
   ) {
     this.maxNodes = opts.maxNodes ?? Number.MAX_SAFE_INTEGER;
     this.ids = opts.ids ?? new IdMap();
+    this.passthrough = new Passthrough(fd, opts.log ?? (() => undefined));
+    if (!opts.passthrough) this.passthrough.off = 'nopassthrough';
   }
 
   private readonly maxNodes: number;
@@ -456,6 +465,27 @@ export class FuseSession {
     if (after.mode !== before.mode) this.invalAttr(req.nodeid);
   }
 
+  /**
+   * How the file handle fh, just opened on req's node, is served: a backing
+   * id (FOPEN_PASSTHROUGH), or 0 (through the daemon). See passthrough.ts.
+   * An open the kernel could not accept in either mode is released and
+   * fails with EIO.
+   */
+  private async passThrough(req: P.Request, fh: number): Promise<number> {
+    const file = this.ov.backingFile(fh);
+    const id = this.passthrough.open(req.nodeid, fh, file, req.uid === 0);
+    if (id < 0) {
+      this.opts.onUnexpected('open', this.nodes.pathOf(req.nodeid) ?? `#${req.nodeid}`, new Error('its node is passed through to another upper file (replaced behind the mount?)'));
+      await this.ov.release(fh);
+      this.passthrough.release(fh);
+      throw Object.assign(new Error('passthrough conflict'), { code: 'EIO' });
+    }
+    // Writes through it bypass the daemon: the overlay must re-read the
+    // file's attributes until it is closed.
+    if (id > 0) this.ov.bypassed(fh);
+    return id;
+  }
+
   private caller(req: P.Request): Caller {
     return { uid: this.ids.diskUid(req.uid), gid: this.ids.diskGid(req.gid), pid: req.pid };
   }
@@ -574,6 +604,8 @@ export class FuseSession {
         const flags = a.readUInt32LE(0);
         const fh = await ov.open(p, flags);
         if (a.readUInt32LE(4) & P.FUSE_OPEN_KILL_SUIDGID && flags & fsc.O_TRUNC) await this.killSuidgid(req);
+        const backing = await this.passThrough(req, fh);
+        if (backing > 0) return P.openOut(fh, P.FOPEN_PASSTHROUGH, backing);
         return P.openOut(fh, this.opts.kernelCache && (await this.keepCache(req.nodeid, fh)) ? P.FOPEN_KEEP_CACHE : 0);
       }
       case P.Op.CREATE: {
@@ -583,8 +615,10 @@ export class FuseSession {
         const p = this.child(req.nodeid, name);
         const { fh, stat } = await ov.create(p, flags, mode, this.caller(req));
         const e = this.entry(req.nodeid, name, stat);
-        if (this.opts.kernelCache) this.nodes.stamp(this.nodes.idIn(req.nodeid, name)!, stat);
-        return [e, P.openOut(fh, 0)];
+        const node = this.nodes.idIn(req.nodeid, name)!;
+        if (this.opts.kernelCache) this.nodes.stamp(node, stat);
+        const backing = await this.passThrough({ ...req, nodeid: node }, fh);
+        return [e, backing > 0 ? P.openOut(fh, P.FOPEN_PASSTHROUGH, backing) : P.openOut(fh, 0)];
       }
       case P.Op.READ: {
         const fh = Number(a.readBigUInt64LE(0));
@@ -609,9 +643,15 @@ export class FuseSession {
         const s = await ov.statfs(this.nodes.pathOf(req.nodeid) ?? '/');
         return P.statfsOut({ ...s, namelen: s.namemax });
       }
-      case P.Op.RELEASE:
-        await ov.release(Number(a.readBigUInt64LE(0)));
+      case P.Op.RELEASE: {
+        const fh = Number(a.readBigUInt64LE(0));
+        try {
+          await ov.release(fh);
+        } finally {
+          this.passthrough.release(fh);
+        }
         return undefined;
+      }
       case P.Op.FLUSH:
         // Nothing to do at close(2): ENOSYS makes the kernel stop sending it.
         throw Object.assign(new Error('no flush'), { code: 'ENOSYS' });
@@ -676,6 +716,7 @@ export class FuseSession {
     const major = a.readUInt32LE(0);
     const maxReadahead = a.readUInt32LE(8);
     const kflags = a.readUInt32LE(12);
+    const kflags2 = kflags & P.FUSE_INIT_EXT && a.length >= 20 ? a.readUInt32LE(16) : 0;
     if (major !== P.FUSE_KERNEL_VERSION) throw Object.assign(new Error(`FUSE protocol ${major}`), { code: 'EPROTO' });
     // FUSE_POSIX_ACL: the kernel reads the layers' POSIX ACLs through
     // GETXATTR, honours them in its permission checks (as kernel overlayfs
@@ -708,6 +749,19 @@ export class FuseSession {
     out.writeUInt32LE(MAX_WRITE, 20);
     out.writeUInt32LE(1, 24); // time_gran: nanoseconds
     out.writeUInt16LE(MAX_WRITE / 4096, 28); // max_pages
+    // Passthrough (passthrough.ts): flags2, and the stacking depth of this
+    // filesystem, 1: its backing files are on an ordinary filesystem, and it
+    // can itself still be a lower layer of kernel overlayfs.
+    if (this.passthrough.off === undefined) {
+      if (kflags2 & P.FUSE_PASSTHROUGH_FLAGS2) {
+        out.writeUInt32LE((want & kflags) | P.FUSE_INIT_EXT, 12);
+        out.writeUInt32LE(P.FUSE_PASSTHROUGH_FLAGS2, 32); // flags2
+        out.writeUInt32LE(1, 36); // max_stack_depth
+      } else {
+        this.passthrough.off = 'the kernel does not offer it (Linux 6.9+ with CONFIG_FUSE_PASSTHROUGH)';
+        this.opts.log?.(`passthrough off: ${this.passthrough.off}`);
+      }
+    }
     return out;
   }
 

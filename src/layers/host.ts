@@ -141,7 +141,7 @@ export class SyscallCounts {
  */
 class HostFile implements SeekableFile, UpperFile {
   constructor(
-    private readonly fd: number,
+    readonly fd: number,
     private readonly path: string,
     private readonly calls: SyscallCounts,
     private readonly sync: boolean,

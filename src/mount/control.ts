@@ -116,6 +116,7 @@ export class Control {
       latencyUs: session.latencies.summary(),
       cache: { ...cache, hitRatio: lookups === 0 ? null : cache.hits / lookups, enabled: ov.cache.enabled },
       copyUps: ov.copyUps,
+      passthrough: { off: session.passthrough.off ?? null, files: session.passthrough.opened },
       nodes: session.nodes.size,
       evictions: session.evictions,
       rssBytes: process.memoryUsage().rss,

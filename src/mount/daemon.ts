@@ -276,6 +276,8 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
     maxNodes: c.maxNodes,
     spinUsec: o.spinUsec,
     posixAcl: o.posixAcl,
+    passthrough: o.passthrough,
+    log: (msg) => log.info(msg),
     ids,
     onUnexpected: (op, p, err) => log.error(`internal error in ${op} '${p}': ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`),
   });
@@ -373,6 +375,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
     const stats = {
       requests: session.requests,
       byOp: session.byOp,
+      passthrough: session.passthrough.opened,
       nodes: session.nodes.size,
       evictions: session.evictions,
       rss: kb('VmRSS'),

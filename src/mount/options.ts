@@ -54,6 +54,11 @@ export interface MountOptions {
   /** The kernel enforces and caches the layers' POSIX ACLs (on; `noacl` turns it off, as in fuse-overlayfs). */
   posixAcl: boolean;
   /**
+   * FUSE passthrough for upper files (on; `nopassthrough` turns it off): the
+   * kernel reads and writes them itself. See fuse/passthrough.ts.
+   */
+  passthrough: boolean;
+  /**
    * Trace every request from the start (trace, trace=FILE, or `--trace[=FILE]`):
    * '' for the default file in the runtime directory.
    */
@@ -190,6 +195,7 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
     spinUsec: DEFAULT_SPIN_USEC,
     readaheadKb: DEFAULT_READAHEAD_KB,
     posixAcl: true,
+    passthrough: true,
     traceMaxBytes: DEFAULT_TRACE_MAX_MB * 1024 * 1024,
     ids: {},
     xattrPermissions: 0,
@@ -271,6 +277,9 @@ export function parseMountOptions(optionStrings: string[], source?: string): Mou
           break;
         case 'noacl':
           o.posixAcl = false;
+          break;
+        case 'nopassthrough':
+          o.passthrough = false;
           break;
         case 'nocache':
           o.cache = { ...o.cache, enabled: false, entryTimeout: 0, attrTimeout: 0, negativeTimeout: 0 };
