@@ -33,7 +33,7 @@ import { GroupCommit } from './group-commit';
 import type { Layer, LayerFile, Loc, SeekableFile, UpperFile, UpperLayer } from './layer';
 import { winner, type LayerEntry, type Resolution } from './lookup';
 import { components, layerPath, mergedPath, parentOf, type LayerPath, type MergedPath } from './paths';
-import { isDir, isReg, isSymlink, type Stat } from './stat';
+import { isDir, isReg, isSymlink, S_IFMT, type Stat } from './stat';
 import { isPrivateXattr } from './whiteout';
 
 export interface CopyUpHost {
@@ -43,6 +43,14 @@ export interface CopyUpHost {
   mutate<T>(fn: () => Promise<T>): Promise<T>;
   /** Whether owners can be set (the daemon runs privileged). */
   readonly privileged: boolean;
+  /**
+   * The owner an object made in the work directory gets, when the daemon
+   * can also make it with its final mode and still write to it (root): a
+   * copy of an object with that owner then needs no chown, and one without
+   * set-id bits no chmod. undefined: copies are made owner-writable, then
+   * chowned and chmodded.
+   */
+  readonly madeAs: { uid: number; gid: number } | undefined;
   /** fsync copied data before it is renamed into place (off with `volatile`). */
   readonly syncData: boolean;
   /**
@@ -76,6 +84,8 @@ export interface Adopted {
   stat: Stat;
   /** Where it is until the commit renames it into place. */
   loc: Loc;
+  /** The xattrs it was given; it has no others until its commit (writes can only remove). */
+  xattrs: ReadonlySet<string>;
   /**
    * Settles once the copy is renamed into place, or discarded because the path
    * changed meanwhile. Never rejects; `failed` says whether the commit failed.
@@ -215,8 +225,9 @@ export class CopyUp {
     };
     // The copy's own stat (for the opener: its inode is the upper file's).
     let stat: Stat | undefined;
+    let xattrs: ReadonlySet<string> = new Set();
     try {
-      file = await this.buildFile(r.path, top, tmp, adopt?.truncate ?? false);
+      ({ file, xattrs } = await this.buildFile(r.path, top, tmp, adopt?.truncate ?? false));
       if (adopt !== undefined) stat = await file.stat();
       await host.mutate(() => this.dirsLocked(parentOf(r.path)));
     } catch (err) {
@@ -253,10 +264,10 @@ export class CopyUp {
         await built.close();
         return undefined;
       }
-      return { file: built, stat, loc: tmp, placed: Promise.resolve() };
+      return { file: built, stat, loc: tmp, xattrs, placed: Promise.resolve() };
     }
     host.copied(r.path, top, Number(process.hrtime.bigint() - t0));
-    const adopted: Adopted = { file: built, stat, loc: tmp, placed: Promise.resolve() };
+    const adopted: Adopted = { file: built, stat, loc: tmp, xattrs, placed: Promise.resolve() };
     adopted.placed = this.group
       .add({
         sync: () => built.fsync(false),
@@ -273,19 +284,27 @@ export class CopyUp {
   /**
    * Builds the copy of a lower regular file in a new work file: data (holes
    * kept; none with truncate), then attributes (copyAttrs). Returns the work
-   * file, open read-write and not yet synced.
+   * file, open read-write and not yet synced, and the xattrs it was given.
    */
-  private async buildFile(path: MergedPath, from: LayerEntry, to: Loc, truncate: boolean): Promise<UpperFile> {
+  private async buildFile(path: MergedPath, from: LayerEntry, to: Loc, truncate: boolean): Promise<{ file: UpperFile; xattrs: ReadonlySet<string> }> {
     const { host } = this;
-    const dst = await host.upper.openFile(to, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, 0o600);
+    const dst = await host.upper.openFile(to, fsc.O_CREAT | fsc.O_EXCL | fsc.O_RDWR, this.makeMode(from.stat, 0o600));
     try {
       if (!truncate) await this.copyData(path, from, dst);
-      await this.copyAttrs(path, from, to);
+      return { file: dst, xattrs: await this.copyAttrs(path, from, to) };
     } catch (err) {
       await dst.close().catch(() => undefined);
       throw err;
     }
-    return dst;
+  }
+
+  /**
+   * The mode a copy is made with: its final permission bits when the daemon
+   * makes it as root (madeAs), set-id bits left to copyAttrs (chown clears
+   * them); otherwise owner-only, for copyAttrs to chmod.
+   */
+  private makeMode(st: Stat, ownerOnly: number): number {
+    return this.host.madeAs !== undefined ? st.mode & 0o777 : ownerOnly;
   }
 
   /** The lower file's data into dst, holes kept. */
@@ -338,9 +357,9 @@ export class CopyUp {
     const { upper } = host;
     const st = from.stat;
     const tmp: Loc = { work: host.tmpName() };
-    if (isDir(st)) await upper.mkdir(tmp, 0o700);
+    if (isDir(st)) await upper.mkdir(tmp, this.makeMode(st, 0o700));
     else if (isSymlink(st)) await upper.symlink(await host.layers[from.layer].readlink(layerPath(path)), tmp);
-    else await upper.mknod(tmp, st.mode, st.rdev);
+    else await upper.mknod(tmp, (st.mode & S_IFMT) | this.makeMode(st, st.mode & 0o7777), st.rdev);
     let placed = false;
     try {
       await this.copyAttrs(path, from, tmp);
@@ -352,17 +371,21 @@ export class CopyUp {
   }
 
   /**
-   * Gives the copy at tmp the lower object's xattrs, owner, mode and times,
-   * in that order: writing data clears security.capability (so xattrs come
-   * after the data), chown clears set-id bits (so mode comes after it), and
-   * writing data sets the mtime (so times come last).
+   * Gives the copy at tmp the lower object's owner, xattrs, mode and times,
+   * in that order: chown(2) clears security.capability and set-id bits (so
+   * the xattrs and the mode come after it; kernel overlayfs sets the owner
+   * without that side effect), writing data clears security.capability too
+   * (the data is already in), and both set the ctime/mtime (times last). A
+   * copy the daemon made as root with its final mode (madeAs) skips the
+   * chown when the owner is already right and the chmod without set-id
+   * bits. Returns the xattrs set.
    */
-  private async copyAttrs(path: MergedPath, from: LayerEntry, tmp: Loc): Promise<void> {
+  private async copyAttrs(path: MergedPath, from: LayerEntry, tmp: Loc): Promise<ReadonlySet<string>> {
     const { host } = this;
     const { upper } = host;
     const st = from.stat;
-    await copyXattrs(host.layers[from.layer], layerPath(path), upper, tmp, st);
-    if (host.privileged) {
+    const own = host.madeAs;
+    if (host.privileged && (own === undefined || own.uid !== st.uid || own.gid !== st.gid)) {
       try {
         await upper.chown(tmp, st.uid, st.gid);
       } catch (err) {
@@ -372,8 +395,10 @@ export class CopyUp {
         if (!(isSymlink(st) && hasCode(err, 'EPERM'))) throw err;
       }
     }
-    if (!isSymlink(st)) await upper.chmod(tmp, st.mode & 0o7777);
+    const xattrs = await copyXattrs(host.layers[from.layer], layerPath(path), upper, tmp, st);
+    if (!isSymlink(st) && (own === undefined || (st.mode & 0o7000) !== 0)) await upper.chmod(tmp, st.mode & 0o7777);
     await upper.utimens(tmp, st.atimeNs, st.mtimeNs);
+    return xattrs;
   }
 
   /**
@@ -408,14 +433,15 @@ export const RENAME_WHITEOUT = 4;
 /**
  * Copies every xattr that is not the overlay's own; namespaces the upper lacks
  * are skipped. known: the lower object's stat as the layer gave it (an indexed
- * layer then answers from what it already read).
+ * layer then answers from what it already read). Returns the names set.
  */
-export async function copyXattrs(lower: Layer, lp: LayerPath, upper: UpperLayer, to: Loc, known?: Stat): Promise<void> {
+export async function copyXattrs(lower: Layer, lp: LayerPath, upper: UpperLayer, to: Loc, known?: Stat): Promise<Set<string>> {
+  const set = new Set<string>();
   let names: string[];
   try {
     names = await lower.listxattr(lp, known);
   } catch (err) {
-    if (hasCode(err, 'ENOTSUP', 'EOPNOTSUPP')) return;
+    if (hasCode(err, 'ENOTSUP', 'EOPNOTSUPP')) return set;
     throw err;
   }
   for (const name of names) {
@@ -429,9 +455,11 @@ export async function copyXattrs(lower: Layer, lp: LayerPath, upper: UpperLayer,
     }
     try {
       await upper.setxattr(to, name, value, 0);
+      set.add(name);
     } catch (err) {
       if (hasCode(err, 'ENOTSUP', 'EOPNOTSUPP')) continue;
       throw err;
     }
   }
+  return set;
 }

@@ -63,7 +63,7 @@ export function isMerged(r: Resolution): boolean {
  * anything else, the copy alone.
  */
 export function withUpperCopy(r: Resolution, upper: Stat): Resolution {
-  if (isDir(upper)) return { ...r, entries: [{ layer: 0, stat: upper, markers: { xwhiteouts: false } }, ...r.entries] };
+  if (isDir(upper)) return { ...r, entries: [{ layer: 0, stat: upper, markers: { xwhiteouts: false, noWhFiles: true } }, ...r.entries] };
   return { path: r.path, entries: [{ layer: 0, stat: upper }], stop: { kind: 'non-directory', layer: 0 } };
 }
 
@@ -96,9 +96,9 @@ export async function resolveChild(layers: readonly Layer[], parent: Resolution,
     if (stat === undefined) {
       // Only consulted when the name itself is absent: a real entry in the same
       // layer wins over its own ".wh." marker. In the lowest directory of the
-      // merge it would hide nothing: not looked for (a negative lookup in a
-      // directory of one layer costs one lstat, not two).
-      if (i < last && (await hasWhFile(layer, parentLp, name))) {
+      // merge it would hide nothing, and a directory this mount made has none:
+      // not looked for (a negative lookup there costs one lstat, not two).
+      if (i < last && !pe.markers?.noWhFiles && (await hasWhFile(layer, parentLp, name))) {
         return { path, entries, stop: { kind: 'whiteout', layer: pe.layer, form: 'wh-file' } };
       }
       continue;

@@ -178,11 +178,16 @@ export class Overlay {
       }
       const config = await probeMarkers(upper, { userxattr: cfg.userxattr ?? false }, () => ov.tmpName());
       ov.markers = new Markers(upper, config);
+      // Root makes copies with their final mode and its own ids (a set-gid
+      // work directory would give them its group instead: then chown always).
+      const workSetgid = ((await upper.lstatAt({ work: '.' })).mode & S_ISGID) !== 0;
+      const madeAs = ov.ownUid === 0 && !workSetgid ? { uid: ov.ownUid, gid: ov.ownGid } : undefined;
       ov.copyUp = new CopyUp({
         layers: ov.layers,
         upper,
         mutate: (fn) => ov.mutate(fn),
         privileged: ov.privileged,
+        madeAs,
         syncData: !(cfg.volatile ?? false),
         resolve: (p) => ov.resolveNow(p),
         tmpName: () => ov.tmpName(),
@@ -255,6 +260,20 @@ export class Overlay {
   }
 
   /**
+   * Which layers make up path, for an answer that does not show its
+   * attributes (xattrs): the winner's stat may be older than its last write
+   * or chmod (not re-read, as resolve does), its layers and markers are not.
+   */
+  private async resolveLayers(path: string): Promise<Resolution> {
+    const p = mergedPath(path);
+    const pending = this.copyUp?.pending(p);
+    if (pending !== undefined) await pending;
+    const r = (await this.node(p, false)).r;
+    if (r.entries.length === 0) throw fsError('ENOENT', 'lookup', r.path);
+    return r;
+  }
+
+  /**
    * Resolves without waiting for a copy-up commit: under the namespace lock
    * (the copy-up code, rename's second look). A path being committed still
    * resolves to its lower object, as it does until the rename; the commit
@@ -271,11 +290,11 @@ export class Overlay {
    * layer access, unless the winner is an upper object changed since its
    * stat was read (then one lstat of the upper).
    */
-  private async node(p: MergedPath): Promise<CachedNode> {
+  private async node(p: MergedPath, freshStat = true): Promise<CachedNode> {
     const hit = this.cache.get(p);
     if (hit !== undefined) {
       this.trace?.resolved(p, hit.r, hit.parent?.r, true);
-      return this.cache.statFresh(hit) ? hit : this.refreshStat(hit);
+      return !freshStat || this.cache.statFresh(hit) ? hit : this.refreshStat(hit);
     }
     // Read before the layers are: a mutation meanwhile keeps the result out.
     const version = this.cache.version;
@@ -689,19 +708,20 @@ export class Overlay {
     // without waiting for its commit.
     const copy = this.committing(mergedPath(path));
     if (copy !== undefined) {
+      if (!copy.xattrs.has(name)) return undefined;
       try {
         return await this.upper!.getxattrAtMaybe(copy.loc, name);
       } catch (err) {
         if (!hasCode(err, 'ENOENT')) throw err; // committed meanwhile: look it up
       }
     }
-    const r = await this.resolve(path);
+    const r = await this.resolveLayers(path);
     const top = winner(r)!;
     return this.layers[top.layer].getxattrMaybe(layerPath(r.path), name, top.stat);
   }
 
   async listxattr(path: string): Promise<string[]> {
-    const r = await this.resolve(path);
+    const r = await this.resolveLayers(path);
     const top = winner(r)!;
     const names = await this.layers[top.layer].listxattr(layerPath(r.path), top.stat);
     return names.filter((n) => !isPrivateXattr(n));

@@ -59,6 +59,14 @@ export interface DirMarkers {
    * The kernel then treats it as "not pure upper" (OVL_WHITEOUTS).
    */
   origin?: boolean;
+  /**
+   * This layer's directory was made by this mount (a copy-up's new, empty
+   * directory): it holds no `.wh.` file, since such names cannot be created
+   * through the mount, so a lookup of an absent name need not look for one.
+   * Never read from disk: a directory changed behind the mount is re-read
+   * (after invalidate) without it.
+   */
+  noWhFiles?: boolean;
 }
 
 async function xattrValue(layer: Layer, p: LayerPath, name: string): Promise<Buffer | undefined> {

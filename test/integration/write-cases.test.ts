@@ -147,6 +147,27 @@ describeIfKernelOverlay('write path, named cases: kernel overlayfs vs layerfs', 
     expect(layerfs).toBe('s 777\nt 777\no 777\ng 767\nk 2767\nr 4755\nc 644\nd 666\nc none\nd none\nstatus=0');
   });
 
+  test('copy-up keeps security.capability and set-id bits of files owned by other users', async () => {
+    const cap = Buffer.alloc(20);
+    cap.writeUInt32LE(0x02000001, 0);
+    cap.writeUInt32LE(1 << 13, 4);
+    const caps = `node -e 'const n=require(${JSON.stringify(path.join(REPO, 'dist', 'native'))}).native();for(const f of ["f","g","h"]){let v="none";try{v=n.lgetxattr(f,"security.capability").length+" bytes"}catch(e){}console.log(f,v)}'`;
+    const { layerfs } = await compare(
+      (lower) => {
+        for (const [n, mode] of [['f', 0o755], ['g', 0o4755], ['h', 0o2755]] as const) {
+          fs.writeFileSync(path.join(lower, n), `${n}\n`);
+          fs.chownSync(path.join(lower, n), 1000, 1000);
+          fs.chmodSync(path.join(lower, n), mode);
+          native().lsetxattr(path.join(lower, n), 'security.capability', cap, 0);
+        }
+      },
+      // Copied up by a times change, a mode change and an open for write with no write.
+      `touch -a f; chmod 4750 g; exec 3>>h; exec 3>&-; stat -c '%n %u:%g %a' f g h; ${caps}`,
+      `stat -c '%n %u:%g %a' f g h; ${caps}`,
+    );
+    expect(layerfs).toBe('f 1000:1000 755\ng 1000:1000 4750\nh 1000:1000 2755\nf 20 bytes\ng 20 bytes\nh 20 bytes\nstatus=0');
+  });
+
   test('new objects get the owner and mode the kernel gives: umask, set-gid directories, other users, over whiteouts', async () => {
     // Objects made by the daemon's own ids are created in place, the others
     // in the work directory then renamed: both must end the same. The
