@@ -84,6 +84,8 @@ const ENOENT_REPLY = new ErrnoReply(constants.errno.ENOENT);
 
 /** Names answered "absent" with a positive negative timeout, so a full invalidation can reach them. */
 const MAX_NEGATIVES = 65536;
+/** Eviction notifications in flight at once (see evict). */
+const EVICT_WRITERS = 4;
 
 export class FuseSession {
   readonly nodes = new NodeTable();
@@ -390,23 +392,29 @@ export class FuseSession {
   /**
    * Brings the node table back under its bound: asks the kernel to drop the
    * dentries of the least recently looked-up leaf nodes (a tenth of the bound
-   * at a time); their FORGETs then remove them. One notification at a time,
-   * so an eviction never occupies more than one threadpool thread (a
-   * notification can wait on a directory lock held by a request in flight).
+   * at a time); their FORGETs then remove them. EVICT_WRITERS notifications
+   * at a time, so an eviction never occupies more than that many of the
+   * threadpool's threads (a notification can wait on a directory lock held
+   * by a request in flight). One at a time was too slow for a walk of a 1M
+   * store: each costs a thread hop there and back (~130 us here), a walk
+   * looks up ~7 500 new names a second, and the table then grew to 220 000
+   * nodes (RSS 250-310 MiB instead of ~190) in some runs.
    */
   private evict = (): void => {
     const victims = this.nodes.evictable(Math.max(1, this.nodes.size - Math.floor(this.maxNodes * 0.9)));
     this.evictions += victims.length;
     let i = 0;
+    let writers = Math.min(EVICT_WRITERS, victims.length);
+    if (writers === 0) this.evicting = false;
     const next = (): void => {
       if (this.closed || i >= victims.length) {
-        this.evicting = false;
+        if (--writers === 0) this.evicting = false;
         return;
       }
       const [parent, name] = victims[i++];
       write(this.fd, P.notifyInvalEntry(parent, name), next);
     };
-    next();
+    for (let w = writers; w > 0; w--) next();
   };
 
   /**
