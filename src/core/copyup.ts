@@ -3,9 +3,9 @@
 // the old state or the new one:
 //   1. the parent directories are copied up first, top-down;
 //   2. the copy is built in the work directory under a temporary name: data
-//      (holes kept), then xattrs (writing data clears security.capability, so
-//      xattrs come after it), then owner, then mode (chown clears set-id bits,
-//      so mode comes after it), then times;
+//      (holes kept), then owner, then xattrs, then mode (writing data and
+//      chown(2) both clear security.capability, chown clears set-id bits:
+//      xattrs and mode come after both), then times;
 //   3. it is renamed into place (RENAME_NOREPLACE), and the parent's times are
 //      restored, so the copy-up itself is not visible as a change.
 // A regular file with data is built WITHOUT holding the namespace lock, so a
@@ -19,14 +19,15 @@
 // `volatile`), and waiting for that disk flush is most of a small file's
 // copy-up; so for such an open the commit is deferred: the opener gets the
 // work file as soon as it is built, and the fsync and the rename follow in
-// the background (`placed`), in groups (group-commit.ts). Until then the path still resolves to the lower
-// object; whoever needs its upper state (another open for write, stat,
-// rename...) waits for `placed` through ensure() or Overlay's resolve. A
-// crash before the commit leaves the lower file in view, and the writes made
-// through the handle meanwhile lost, as unsynced writes may be; fsync(2) on
-// the handle waits for the commit. If the path was removed or replaced in the
-// meantime, the commit discards the copy: the opener keeps writing to a file
-// that has no name any more, as with any file unlinked while open.
+// the background (`placed`), in groups (group-commit.ts). Until then the
+// path still resolves to the lower object; whoever needs its upper state
+// (another open for write, stat, rename...) waits for `placed` through
+// ensure() or Overlay's resolve. A crash before the commit leaves the lower
+// file in view, and the writes made through the handle meanwhile lost, as
+// unsynced writes may be; fsync(2) on the handle waits for the commit. If
+// the path was removed or replaced in the meantime, the commit discards the
+// copy: the opener keeps writing to a file that has no name any more, as
+// with any file unlinked while open.
 import { constants as fsc } from 'fs';
 import { hasCode } from './errors';
 import { GroupCommit } from './group-commit';
