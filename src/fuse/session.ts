@@ -474,16 +474,16 @@ export class FuseSession {
   }
 
   /**
-   * How the file handle fh, just opened on req's node, is served: a backing
-   * id (FOPEN_PASSTHROUGH), or 0 (through the daemon). See passthrough.ts.
-   * An open the kernel could not accept in either mode is released and
-   * fails with EIO.
+   * How the file handle fh, just opened on node by the caller uid, is
+   * served: a backing id (FOPEN_PASSTHROUGH), or 0 (through the daemon). See
+   * passthrough.ts. An open the kernel could not accept in either mode is
+   * released and fails with EIO.
    */
-  private async passThrough(req: P.Request, fh: number): Promise<number> {
+  private async passThrough(node: number, uid: number, fh: number): Promise<number> {
     const file = this.ov.backingFile(fh);
-    const id = this.passthrough.open(req.nodeid, fh, file, req.uid === 0);
+    const id = this.passthrough.open(node, fh, file, uid === 0);
     if (id < 0) {
-      this.opts.onUnexpected('open', this.nodes.pathOf(req.nodeid) ?? `#${req.nodeid}`, new Error('its node is passed through to another upper file (replaced behind the mount?)'));
+      this.opts.onUnexpected('open', this.nodes.pathOf(node) ?? `#${node}`, new Error('its node is passed through to another upper file (replaced behind the mount?)'));
       await this.ov.release(fh);
       this.passthrough.release(fh);
       throw Object.assign(new Error('passthrough conflict'), { code: 'EIO' });
@@ -612,7 +612,7 @@ export class FuseSession {
         const flags = a.readUInt32LE(0);
         const fh = await ov.open(p, flags);
         if (a.readUInt32LE(4) & P.FUSE_OPEN_KILL_SUIDGID && flags & fsc.O_TRUNC) await this.killSuidgid(req);
-        const backing = await this.passThrough(req, fh);
+        const backing = await this.passThrough(req.nodeid, req.uid, fh);
         if (backing > 0) return P.openOut(fh, P.FOPEN_PASSTHROUGH, backing);
         return P.openOut(fh, this.opts.kernelCache && (await this.keepCache(req.nodeid, fh)) ? P.FOPEN_KEEP_CACHE : 0);
       }
@@ -625,7 +625,7 @@ export class FuseSession {
         const e = this.entry(req.nodeid, name, stat);
         const node = this.nodes.idIn(req.nodeid, name)!;
         if (this.opts.kernelCache) this.nodes.stamp(node, stat);
-        const backing = await this.passThrough({ ...req, nodeid: node }, fh);
+        const backing = await this.passThrough(node, req.uid, fh);
         return [e, backing > 0 ? P.openOut(fh, P.FOPEN_PASSTHROUGH, backing) : P.openOut(fh, 0)];
       }
       case P.Op.READ: {
