@@ -129,7 +129,9 @@ async function runMount(a: MountArgs): Promise<void> {
  * measured slowdown), and --optimize-for-size: after find and stat walks of
  * a 1M-entry indexed store the daemon holds 169 / 184 MiB with it and 192 /
  * 203 MiB without, against a goal of 200 MB; it costs creates ~8 % and
- * copy-ups nothing measurable (docs/DESIGN.md "Memory at scale"). A daemon
+ * copy-ups nothing measurable (docs/DESIGN.md "Memory at scale"), once the
+ * daemon has left the reduce-memory mode it can start in (collectAfterStartup
+ * in mount/daemon.ts). A daemon
  * started with --foreground runs with whatever flags and environment its
  * node was given.
  */

@@ -14,6 +14,7 @@ import { spawn } from 'child_process';
 import { accessSync, closeSync, constants, openSync, readFileSync, renameSync, statfsSync, watch, writeFileSync, type FSWatcher } from 'fs';
 import * as path from 'path';
 import { setFlagsFromString } from 'v8';
+import { runInNewContext } from 'vm';
 import { Overlay } from '../core/overlay';
 import type { LayerPath } from '../core/paths';
 import { FuseSession } from '../fuse/session';
@@ -146,6 +147,25 @@ function mountFuse(o: MountOptions, mountpoint: string, source: string, readOnly
  * flag is read at every collection, so setting it here takes effect).
  */
 const HEAP_GROWING_PERCENT = 25;
+
+/**
+ * One full collection once start-up is over, before the first workload.
+ * With --optimize-for-size (DAEMON_NODE_FLAGS), a full collection V8 has to
+ * make at once because an allocation failed (instead of finishing its
+ * incremental marking from a task) leaves the heap in its reduce-memory
+ * mode until the next full collection: every scavenge then gives the young
+ * generation's pages back to the kernel (madvise DONTNEED) and faults them
+ * in again, ~100 page faults per scavenge at ~30 us each on the bench VM.
+ * Start-up is one synchronous burst of allocation, so the first full
+ * collection (~200 ms in) went that way in about half the daemons, and those
+ * ran the next ~800 copy-ups or ~2 s of requests half again as slow (the
+ * "slow fresh daemons" of docs/DESIGN.md). A collection requested here has
+ * no reduce flag and ends that mode; it takes ~10 ms.
+ */
+function collectAfterStartup(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
 
 /** optionsText: the options as given, for `layerfs status`. */
 export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optionsText = ''): Promise<Served> {
@@ -404,6 +424,7 @@ export async function serve(spec: MountSpec, o: MountOptions, log: Logger, optio
     end(0, `signal ${sig}`);
   };
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, onSignal);
+  collectAfterStartup();
   return { ended };
 }
 
