@@ -22,6 +22,7 @@ import { describe } from './describe';
 import { Latencies } from './latency';
 import { NodeTable } from './nodes';
 import { Passthrough } from './passthrough';
+import { ReadBuffers } from './read-buffers';
 import type { Recorder, RequestStart } from '../trace/recorder';
 import { errnoName, type TraceRecord } from '../trace/record';
 import * as P from './protocol';
@@ -80,12 +81,21 @@ class ErrnoReply {
   constructor(readonly errno: number) {}
 }
 const ENODATA_REPLY = new ErrnoReply(constants.errno.ENODATA);
+/** A READ's data, in a buffer of the session's ReadBuffers: given back once written. */
+class ReadReply {
+  constructor(
+    readonly buf: Buffer,
+    readonly n: number,
+  ) {}
+}
 const ENOENT_REPLY = new ErrnoReply(constants.errno.ENOENT);
 
 /** Names answered "absent" with a positive negative timeout, so a full invalidation can reach them. */
 const MAX_NEGATIVES = 65536;
 /** Eviction notifications in flight at once (see evict). */
 const EVICT_WRITERS = 4;
+/** READ buffers kept for reuse (MAX_WRITE each, resident once used). */
+const KEPT_READ_BUFFERS = 4;
 
 export class FuseSession {
   readonly nodes = new NodeTable();
@@ -103,6 +113,8 @@ export class FuseSession {
   private spinning = false;
   /** One read buffer: each request is copied out of it before the next read. */
   private readonly buf = Buffer.allocUnsafe(READ_BUFFER);
+  /** What READ replies are read into (read-buffers.ts). */
+  private readonly readBuffers = new ReadBuffers(MAX_WRITE, KEPT_READ_BUFFERS);
   /** Where READDIR replies are built; synchronous use only (copied out before any await). */
   private dirScratch = Buffer.allocUnsafe(0);
   private initDone!: () => void;
@@ -329,7 +341,7 @@ export class FuseSession {
       return 0;
     }
     if (opcode === P.Op.INTERRUPT) return 0; // every request is short or unstoppable
-    let payload: Buffer | Buffer[] | NegativeEntry | ErrnoReply | undefined;
+    let payload: Buffer | Buffer[] | NegativeEntry | ErrnoReply | ReadReply | undefined;
     try {
       payload = await this.handle(req);
     } catch (err) {
@@ -343,6 +355,11 @@ export class FuseSession {
       this.send(req.unique, -payload.errno);
       this.countError(op, payload.errno);
       return payload.errno;
+    }
+    if (payload instanceof ReadReply) {
+      this.send(req.unique, 0, payload.buf.subarray(0, payload.n));
+      this.readBuffers.give(payload.buf);
+      return 0;
     }
     if (payload instanceof NegativeEntry) {
       // A success on the wire, ENOENT for the caller: counted and traced as such.
@@ -498,7 +515,7 @@ export class FuseSession {
     return { uid: this.ids.diskUid(req.uid), gid: this.ids.diskGid(req.gid), pid: req.pid };
   }
 
-  private async handle(req: P.Request): Promise<Buffer | Buffer[] | NegativeEntry | ErrnoReply | undefined> {
+  private async handle(req: P.Request): Promise<Buffer | Buffer[] | NegativeEntry | ErrnoReply | ReadReply | undefined> {
     const { ov } = this;
     const a = req.arg;
     switch (req.opcode) {
@@ -632,9 +649,13 @@ export class FuseSession {
         const fh = Number(a.readBigUInt64LE(0));
         const offset = Number(a.readBigUInt64LE(8));
         const size = a.readUInt32LE(16);
-        const buf = Buffer.allocUnsafe(size);
-        const n = await ov.read(fh, buf, size, offset);
-        return buf.subarray(0, n);
+        const buf = this.readBuffers.take(size);
+        try {
+          return new ReadReply(buf, await ov.read(fh, buf, size, offset));
+        } catch (err) {
+          this.readBuffers.give(buf);
+          throw err;
+        }
       }
       case P.Op.WRITE: {
         const fh = Number(a.readBigUInt64LE(0));

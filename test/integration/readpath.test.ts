@@ -147,4 +147,28 @@ describeIfFuse('read path through a real mount', () => {
     expect(reads.raised).toBeLessThanOrEqual(10); // 8 of 1 MiB (and a few more at most)
     expect(reads.kernel).toBeGreaterThanOrEqual(4 * reads.raised); // 64 of 128 KiB here
   });
+
+  test('large reads of many files at once each get their own data (READ buffers are reused)', async () => {
+    // More readers than the session keeps READ buffers (4), every one with
+    // different bytes: a buffer given back before its reply was written, or
+    // handed to two reads at once, shows up as a wrong checksum.
+    const dir = `${base}/par-lower`;
+    fs.mkdirSync(dir);
+    const want: string[] = [];
+    for (let f = 0; f < 8; f++) {
+      const data = Buffer.alloc((3 << 20) + f * 4099);
+      for (let i = 0; i + 4 <= data.length; i += 4) data.writeUInt32LE(((i + f * 7919) * 2654435761) >>> 0, i);
+      fs.writeFileSync(`${dir}/f${f}`, data);
+      want.push(run('sh', ['-c', `sha256sum < ${dir}/f${f}`]).stdout);
+    }
+    fs.mkdirSync(`${base}/par-mnt`);
+    const mnt = await mountLayerfs(`lowerdir=${dir}`, `${base}/par-mnt`);
+    try {
+      const script = want.map((_, f) => `(sha256sum < ${mnt.mountpoint}/f${f} > ${base}/par-${f}.sum) &`).join(' ') + ' wait';
+      run('sh', ['-c', script]);
+      want.forEach((w, f) => expect(fs.readFileSync(`${base}/par-${f}.sum`, 'utf8')).toBe(w));
+    } finally {
+      await mnt.unmount();
+    }
+  });
 });
