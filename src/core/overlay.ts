@@ -206,6 +206,13 @@ export class Overlay {
           } else {
             ov.dropNames([path]);
           }
+          // Whoever caches attributes outside (the kernel) holds the lower
+          // object's for path, and the parent's from before it got a new
+          // entry: both now show their upper objects' ctime (the times put
+          // back cannot include it). Every directory a copy-up makes comes
+          // through here, the ancestors copied up with a file included.
+          ov.onInvalidate?.(path, 'attr');
+          ov.onInvalidate?.(parentOf(path), 'attr');
           ov.copyUps++;
           ov.copiedOrigins.add(entryKey(from));
           ov.stableIno.set(devIno(st), ov.stableIno.get(devIno(from.stat)) ?? ov.inodes.of(from));

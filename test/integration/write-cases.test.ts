@@ -254,6 +254,34 @@ describeIfKernelOverlay('write path, named cases: kernel overlayfs vs layerfs', 
     expect(layerfs).toBe('new-data-longer\nstatus=0');
   });
 
+  test('after a copy-up the kernel shows the copied directories as they are now: stat agrees before and after a listing, tar sees nothing change', async () => {
+    // The copy-up of a/b/c/f makes new upper directories a, a/b, a/b/c
+    // (new ctimes) behind the kernel's back; attributes it cached before
+    // must not outlive it (tar: "file changed as we read it", exit 1).
+    const script = [
+      'stat -c %z a a/b a/b/c a/b/c/f > /dev/null',
+      'echo x >> a/b/c/f',
+      // layerfs renames the copied file into a/b/c after open(2) returned
+      // (deferred commit, DESIGN.md), which changes a/b/c's ctime then;
+      // fsync through a new handle waits for that commit.
+      'sync a/b/c/f',
+      's1=$(stat -c %z . a a/b a/b/c)',
+      'ls -R . > /dev/null',
+      's2=$(stat -c %z . a a/b a/b/c)',
+      '[ "$s1" = "$s2" ] && echo ctimes-stable',
+      'e=$(mktemp); tar -cf - a 2>"$e" | cat > /dev/null; cat "$e"; rm -f "$e"',
+    ].join('\n');
+    const { layerfs } = await compare(
+      (lower) => {
+        fs.mkdirSync(path.join(lower, 'a/b/c'), { recursive: true });
+        fs.writeFileSync(path.join(lower, 'a/b/c/f'), 'f\n');
+      },
+      script,
+      'cat a/b/c/f',
+    );
+    expect(layerfs).toBe('ctimes-stable\nstatus=0');
+  });
+
   test('st_ino is kept across copy-up, for files and directories', async () => {
     const script = 'a=$(stat -c %i f d); chmod 600 f; chmod 700 d; b=$(stat -c %i f d); [ "$a" = "$b" ] && echo same';
     const { layerfs } = await compare(
