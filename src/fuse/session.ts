@@ -81,6 +81,8 @@ class ErrnoReply {
   constructor(readonly errno: number) {}
 }
 const ENODATA_REPLY = new ErrnoReply(constants.errno.ENODATA);
+const ENOENT_REPLY = new ErrnoReply(constants.errno.ENOENT);
+
 /** A READ's data, in a buffer of the session's ReadBuffers: given back once written. */
 class ReadReply {
   constructor(
@@ -88,7 +90,6 @@ class ReadReply {
     readonly n: number,
   ) {}
 }
-const ENOENT_REPLY = new ErrnoReply(constants.errno.ENOENT);
 
 /** Names answered "absent" with a positive negative timeout, so a full invalidation can reach them. */
 const MAX_NEGATIVES = 65536;
