@@ -22,7 +22,7 @@ import { describe } from './describe';
 import { Latencies } from './latency';
 import { NodeTable } from './nodes';
 import { Passthrough } from './passthrough';
-import { ReadBuffers } from './read-buffers';
+import { BufferPool } from './buffer-pool';
 import type { Recorder, RequestStart } from '../trace/recorder';
 import { errnoName, type TraceRecord } from '../trace/record';
 import * as P from './protocol';
@@ -83,7 +83,7 @@ class ErrnoReply {
 const ENODATA_REPLY = new ErrnoReply(constants.errno.ENODATA);
 const ENOENT_REPLY = new ErrnoReply(constants.errno.ENOENT);
 
-/** A READ's data, in a buffer of the session's ReadBuffers: given back once written. */
+/** A READ's data, in a buffer of the session's readBuffers pool: given back once written. */
 class ReadReply {
   constructor(
     readonly buf: Buffer,
@@ -95,8 +95,12 @@ class ReadReply {
 const MAX_NEGATIVES = 65536;
 /** Eviction notifications in flight at once (see evict). */
 const EVICT_WRITERS = 4;
-/** READ buffers kept for reuse (MAX_WRITE each, resident once used). */
+/** READ reply buffers kept for reuse (MAX_WRITE each, resident once used). */
 const KEPT_READ_BUFFERS = 4;
+/** Request buffers kept for large WRITEs (READ_BUFFER each, resident once used). */
+const KEPT_WRITE_BUFFERS = 4;
+/** WRITE requests larger than this keep the buffer they were read into instead of a copy. */
+const WRITE_COPY_LIMIT = 16384;
 
 export class FuseSession {
   readonly nodes = new NodeTable();
@@ -112,10 +116,15 @@ export class FuseSession {
   /** Requests read and not yet answered. */
   private inflight = 0;
   private spinning = false;
-  /** One read buffer: each request is copied out of it before the next read. */
-  private readonly buf = Buffer.allocUnsafe(READ_BUFFER);
-  /** What READ replies are read into (read-buffers.ts). */
-  private readonly readBuffers = new ReadBuffers(MAX_WRITE, KEPT_READ_BUFFERS);
+  /**
+   * What the next request is read into: each request is copied out of it
+   * before the next read, except a large WRITE, which keeps it (see take).
+   */
+  private buf: Buffer = Buffer.allocUnsafe(READ_BUFFER);
+  /** What READ replies are read into (buffer-pool.ts). */
+  private readonly readBuffers = new BufferPool(MAX_WRITE, KEPT_READ_BUFFERS);
+  /** Read buffers handed to large WRITEs, and replacing them in buf. */
+  private readonly writeBuffers = new BufferPool(READ_BUFFER, KEPT_WRITE_BUFFERS);
   /** Where READDIR replies are built; synchronous use only (copied out before any await). */
   private dirScratch = Buffer.allocUnsafe(0);
   private initDone!: () => void;
@@ -266,8 +275,20 @@ export class FuseSession {
       this.end('connection closed');
       return;
     }
-    // Copy out: the buffer is reused by the next read, the request may wait on I/O.
-    const req = P.parseRequest(Buffer.from(this.buf.subarray(0, n)));
+    // Copied out: the buffer is reused by the next read, and the request may
+    // wait on I/O. A large WRITE instead keeps the buffer (its data is
+    // written from it; a copy of 1 MiB into a new Buffer faulted its pages
+    // in each time) and the next read gets another from the pool.
+    let kept: Buffer | undefined;
+    let bytes: Buffer;
+    if (n > WRITE_COPY_LIMIT && this.buf.readUInt32LE(4) === P.Op.WRITE) {
+      kept = this.buf;
+      this.buf = this.writeBuffers.take(READ_BUFFER);
+      bytes = kept.subarray(0, n);
+    } else {
+      bytes = Buffer.from(this.buf.subarray(0, n));
+    }
+    const req = P.parseRequest(bytes);
     this.requests++;
     const name = P.OP_NAMES[req.opcode] ?? String(req.opcode);
     this.byOp[name] = (this.byOp[name] ?? 0) + 1;
@@ -283,6 +304,7 @@ export class FuseSession {
         const us = (performance.now() - t0) * 1000;
         this.latencies.add(name, us);
         if (rec !== undefined) this.tracer?.end(rec, errno, us);
+        if (kept !== undefined) this.writeBuffers.give(kept);
         this.inflight--;
         if (this.inflight === 0 && !this.spinning && (this.opts.spinUsec ?? 0) > 0) {
           this.spinning = true;

@@ -95,4 +95,21 @@ describeIfFuse('passthrough of upper files', () => {
     expect(s.byOp.read).toBeGreaterThan(0);
     expect(run('node', [path.join(__dirname, '..', '..', 'bin', 'layerfs'), 'status', m!.mountpoint]).stdout).toContain('passthrough: off (nopassthrough)');
   });
+
+  test('nopassthrough: large writes of many files at once each land whole (WRITE buffers are reused)', async () => {
+    // More writers than the session keeps WRITE buffers (4), 1 MiB writes of
+    // different bytes: a buffer given back or refilled while its write was
+    // still going shows up as a wrong checksum.
+    await mount(',nopassthrough');
+    const want: string[] = [];
+    for (let f = 0; f < 8; f++) {
+      const data = Buffer.alloc((3 << 20) + f * 4099);
+      for (let i = 0; i + 4 <= data.length; i += 4) data.writeUInt32LE(((i + f * 7919) * 2654435761) >>> 0, i);
+      fs.writeFileSync(path.join(base, `src-${f}`), data);
+      want.push(run('sh', ['-c', `sha256sum < ${base}/src-${f}`]).stdout);
+    }
+    sh(want.map((_, f) => `dd if=${base}/src-${f} of=w${f} bs=1M 2>/dev/null &`).join(' ') + ' wait');
+    want.forEach((w, f) => expect(run('sh', ['-c', `sha256sum < ${base}/upper/w${f}`]).stdout).toBe(w));
+    expect((await stats()).byOp.write).toBeGreaterThanOrEqual(8 * 3);
+  });
 });
