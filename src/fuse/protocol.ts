@@ -300,11 +300,16 @@ export interface Request {
   arg: Buffer;
 }
 
+/** The opcode of the request whose header starts b (before parsing the rest). */
+export function opcodeOf(b: Buffer): number {
+  return b.readUInt32LE(4);
+}
+
 export function parseRequest(b: Buffer): Request {
   const len = b.readUInt32LE(0);
   const extlen = b.readUInt16LE(36) * 8;
   return {
-    opcode: b.readUInt32LE(4),
+    opcode: opcodeOf(b),
     unique: b.readBigUInt64LE(8),
     nodeid: Number(b.readBigUInt64LE(16)),
     uid: b.readUInt32LE(24),

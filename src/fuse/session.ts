@@ -281,7 +281,7 @@ export class FuseSession {
     // in each time) and the next read gets another from the pool.
     let kept: Buffer | undefined;
     let bytes: Buffer;
-    if (n > WRITE_COPY_LIMIT && this.buf.readUInt32LE(4) === P.Op.WRITE) {
+    if (n > WRITE_COPY_LIMIT && P.opcodeOf(this.buf) === P.Op.WRITE) {
       kept = this.buf;
       this.buf = this.writeBuffers.take(READ_BUFFER);
       bytes = kept.subarray(0, n);
