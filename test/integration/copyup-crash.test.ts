@@ -3,18 +3,14 @@
 // file: each name there is either absent or a complete copy. The next mount
 // clears the leftovers in the work directory and shows intact data.
 import { spawn } from 'child_process';
-import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
+import { sha256Of } from '../helpers/data';
 import { describeIfFuse, tmpdir } from '../helpers/env';
 import { anyMountUnder, forceUnmount, mountLayerfs } from '../helpers/mount';
 
 const SIZE = 256 << 20;
 const FILES = ['big1', 'big2', 'big3'];
-
-function sha(file: string): string {
-  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-}
 
 describeIfFuse('copy-up survives SIGKILL of the daemon', () => {
   let base: string;
@@ -61,20 +57,20 @@ describeIfFuse('copy-up survives SIGKILL of the daemon', () => {
     await Promise.all(clients.map((c) => new Promise((r) => c.on('exit', r))));
     forceUnmount(m.mountpoint);
 
-    const lowerSha = FILES.map((f) => sha(path.join(base, 'lower', f)));
+    const lowerSha = FILES.map((f) => sha256Of(path.join(base, 'lower', f)));
     const inUpper = fs.readdirSync(path.join(base, 'upper'));
     for (const name of inUpper) {
       const i = FILES.indexOf(name);
       expect(i).toBeGreaterThanOrEqual(0);
       expect(fs.statSync(path.join(base, 'upper', name)).size).toBe(SIZE);
-      expect(sha(path.join(base, 'upper', name))).toBe(lowerSha[i]);
+      expect(sha256Of(path.join(base, 'upper', name))).toBe(lowerSha[i]);
     }
     console.log(`killed with ${seen} copy-up(s) in progress; ${inUpper.length} complete copies in the upper, ${fs.readdirSync(workDir).length} leftover(s) in the work directory`);
 
     const again = await mountLayerfs(opts, path.join(base, 'mnt'));
     try {
       expect(fs.readdirSync(workDir)).toEqual([]);
-      for (const [i, f] of FILES.entries()) expect(sha(path.join(again.mountpoint, f))).toBe(lowerSha[i]);
+      for (const [i, f] of FILES.entries()) expect(sha256Of(path.join(again.mountpoint, f))).toBe(lowerSha[i]);
     } finally {
       await again.unmount();
     }

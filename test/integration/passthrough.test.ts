@@ -7,6 +7,7 @@
 // `nopassthrough` turns it off.
 import * as fs from 'fs';
 import * as path from 'path';
+import { sha256Of, writeDistinctFiles } from '../helpers/data';
 import { describeIfFuse, tmpdir } from '../helpers/env';
 import { anyMountUnder, daemonStats, mountLayerfs, run, type Mounted } from '../helpers/mount';
 
@@ -101,15 +102,9 @@ describeIfFuse('passthrough of upper files', () => {
     // different bytes: a buffer given back or refilled while its write was
     // still going shows up as a wrong checksum.
     await mount(',nopassthrough');
-    const want: string[] = [];
-    for (let f = 0; f < 8; f++) {
-      const data = Buffer.alloc((3 << 20) + f * 4099);
-      for (let i = 0; i + 4 <= data.length; i += 4) data.writeUInt32LE(((i + f * 7919) * 2654435761) >>> 0, i);
-      fs.writeFileSync(path.join(base, `src-${f}`), data);
-      want.push(run('sh', ['-c', `sha256sum < ${base}/src-${f}`]).stdout);
-    }
+    const want = writeDistinctFiles(base, 'src-', 8);
     sh(want.map((_, f) => `dd if=${base}/src-${f} of=w${f} bs=1M 2>/dev/null &`).join(' ') + ' wait');
-    want.forEach((w, f) => expect(run('sh', ['-c', `sha256sum < ${base}/upper/w${f}`]).stdout).toBe(w));
+    want.forEach((w, f) => expect(sha256Of(`${base}/upper/w${f}`)).toBe(w));
     expect((await stats()).byOp.write).toBeGreaterThanOrEqual(8 * 3);
   });
 });
