@@ -302,7 +302,7 @@ export class FuseSession {
     if (NO_REPLY.has(req.opcode) && this.tracer === undefined) {
       // Nothing to answer, time or trace: served here, without a promise.
       this.noReply(req);
-      if (this.inflight === 0 && !this.spinning && (this.opts.spinUsec ?? 0) > 0) this.spinAfterAnswers();
+      this.spinAfterAnswers();
       return;
     }
     this.inflight++;
@@ -343,15 +343,15 @@ export class FuseSession {
     if (rec !== undefined) this.tracer?.end(rec, errno, us);
     if (kept !== undefined) this.writeBuffers.give(kept);
     this.inflight--;
-    if (this.inflight === 0 && !this.spinning && (this.opts.spinUsec ?? 0) > 0) this.spinAfterAnswers();
+    this.spinAfterAnswers();
   }
 
   /**
-   * Starts the spin once every request read has been answered. Up to
-   * INLINE_SPINS times in a row it runs at once, in the promise job that
-   * sent the last reply: going through setImmediate cost a loop turn per
-   * request (processImmediate and its checks were ~9% of the daemon's user
-   * time on a create workload). Then once through setImmediate, so that the
+   * Starts the spin if every request read has been answered (and spin= is
+   * not 0), unless one is already started. Up to INLINE_SPINS times in a
+   * row it runs at once, in the promise job that sent the last reply: going
+   * through setImmediate cost a loop turn per request (processImmediate and
+   * its checks were ~9% of the daemon's user time on a create workload). Then once through setImmediate, so that the
    * event loop's other work (timers, threadpool completions, the control
    * socket) is never held off by a steady stream of requests answered from
    * promise jobs. Never at once while the node table is being evicted: each
@@ -361,6 +361,7 @@ export class FuseSession {
    * eviction (RSS 411 MiB after the walk instead of 162).
    */
   private spinAfterAnswers(): void {
+    if (this.inflight > 0 || this.spinning || (this.opts.spinUsec ?? 0) <= 0) return;
     this.spinning = true;
     if (!this.evicting && ++this.inlineSpins <= INLINE_SPINS) {
       this.spin();
