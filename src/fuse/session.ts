@@ -351,10 +351,10 @@ export class FuseSession {
    * not 0), unless one is already started. Up to INLINE_SPINS times in a
    * row it runs at once, in the promise job that sent the last reply: going
    * through setImmediate cost a loop turn per request (processImmediate and
-   * its checks were ~9% of the daemon's user time on a create workload). Then once through setImmediate, so that the
-   * event loop's other work (timers, threadpool completions, the control
-   * socket) is never held off by a steady stream of requests answered from
-   * promise jobs. Never at once while the node table is being evicted: each
+   * its checks were ~9% of the daemon's user time on a create workload).
+   * Then once through setImmediate, so that the event loop's other work
+   * (timers, threadpool completions, the control socket) is never held off
+   * by a steady stream of requests answered from promise jobs. Never at once while the node table is being evicted: each
    * eviction notification is written from the threadpool and the next one
    * only once its completion has run in a loop turn, so with a turn only
    * every INLINE_SPINS requests a walk of the 1M-entry store outgrew the
